@@ -1,0 +1,8 @@
+// TODO(activation): op family not yet implemented.
+#include "ops/op_registry.h"
+
+namespace lasgd::ops {
+
+void RegisterActivationOps(OpRegistry& registry) {}
+
+}  // namespace lasgd::ops
