@@ -1,0 +1,177 @@
+#include "runtime/executor.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status.h"
+#include "ops/evaluate_node.h"
+#include "runtime/memory_plan.h"
+
+namespace lasgd::runtime {
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(graph::Graph graph,
+                                                           const CompileOptions& options) {
+  std::unique_ptr<Executor> ex(new Executor());
+  ex->graph_ = std::move(graph);
+  RETURN_IF_ERROR(graph::RunInferencePipeline(ex->graph_, options.pipeline));
+  RETURN_IF_ERROR(ex->Build(options));
+  return ex;
+}
+
+absl::Status Executor::Build(const CompileOptions& options) {
+  num_threads_ = options.num_threads;
+  if (num_threads_ > 0) omp_set_num_threads(num_threads_);
+  auto add_slot = [&](const std::string& name, Slot::Kind kind, Tensor t) {
+    slot_of_[name] = static_cast<int>(slots_.size());
+    slots_.push_back({name, std::move(t), kind, 0});
+  };
+  for (const graph::ValueInfo& in : graph_.inputs) add_slot(in.name, Slot::Kind::kInput, Tensor());
+  for (auto& [name, t] : graph_.initializers) add_slot(name, Slot::Kind::kInitializer, t);
+
+  std::vector<BufferRequest> requests;
+  std::vector<int> request_slot;
+  std::map<int, size_t> request_of_slot;
+  const int n_steps = static_cast<int>(graph_.nodes.size());
+  for (int s = 0; s < n_steps; ++s) {
+    const graph::Node& node = graph_.nodes[s];
+    int64_t opset = graph_.OpsetFor(node.domain);
+    ASSIGN_OR_RETURN(const ops::OpSchema* schema, ops::OpRegistry::Global().Find(node, opset));
+    Step step;
+    step.node = s;
+    ops::KernelBuildContext bctx{node, opset, {}, {}, {}, {}};
+    for (const std::string& in : node.inputs) {
+      if (in.empty()) {
+        step.inputs.push_back(-1);
+        bctx.input_dtypes.push_back(DataType::kUndefined);
+        bctx.input_shapes.push_back({});
+        continue;
+      }
+      auto it = slot_of_.find(in);
+      if (it == slot_of_.end())
+        return absl::InternalError(absl::StrCat(node.Describe(), ": no slot for '", in, "'"));
+      step.inputs.push_back(it->second);
+      const Slot& slot = slots_[it->second];
+      if (slot.kind == Slot::Kind::kInput) {
+        const graph::ValueInfo* vi = graph_.FindValueInfo(in);
+        bctx.input_dtypes.push_back(vi->dtype);
+        bctx.input_shapes.push_back(vi->shape);
+      } else {
+        bctx.input_dtypes.push_back(slot.tensor.dtype());
+        bctx.input_shapes.push_back(slot.tensor.shape());
+      }
+      auto req = request_of_slot.find(it->second);
+      if (req != request_of_slot.end()) requests[req->second].last_step = s;
+    }
+    for (const std::string& out : node.outputs) {
+      if (out.empty()) {
+        step.outputs.push_back(-1);
+        bctx.output_dtypes.push_back(DataType::kUndefined);
+        bctx.output_shapes.push_back({});
+        continue;
+      }
+      const graph::ValueInfo* vi = graph_.FindValueInfo(out);
+      if (!vi || !vi->IsStatic()) {
+        return absl::InternalError(
+            absl::StrCat(node.Describe(), ": output '", out, "' has no static shape"));
+      }
+      bctx.output_dtypes.push_back(vi->dtype);
+      bctx.output_shapes.push_back(vi->shape);
+      int slot = static_cast<int>(slots_.size());
+      add_slot(out, Slot::Kind::kArena, Tensor::View(vi->dtype, vi->shape, nullptr));
+      step.outputs.push_back(slot);
+      request_of_slot[slot] = requests.size();
+      requests.push_back({slots_[slot].tensor.nbytes(), s, s});
+      request_slot.push_back(slot);
+    }
+    KernelChoice choice{node.name, node.op_type, "", {}};
+    auto kernel = ops::BuildKernel(*schema, bctx, options.kernel, &choice.kernel, &choice.refused);
+    if (!kernel.ok()) return WithContext(kernel.status(), "while choosing kernels");
+    step.kernel = std::move(*kernel);
+    choices_.push_back(std::move(choice));
+    steps_.push_back(std::move(step));
+  }
+  // Graph outputs stay live to the end: they are copied out after the last step.
+  for (const graph::ValueInfo& out : graph_.outputs) {
+    auto it = slot_of_.find(out.name);
+    if (it == slot_of_.end())
+      return absl::InternalError(absl::StrCat("graph output '", out.name, "' has no slot"));
+    auto req = request_of_slot.find(it->second);
+    if (req != request_of_slot.end()) requests[req->second].last_step = n_steps;
+  }
+  MemoryPlan mp = PlanMemory(requests);
+  arena_bytes_ = mp.arena_bytes;
+  naive_bytes_ = mp.naive_bytes;
+  void* arena = std::aligned_alloc(64, std::max<size_t>(64, (arena_bytes_ + 63) / 64 * 64));
+  if (!arena)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate a ", arena_bytes_, "-byte arena"));
+  arena_ = std::shared_ptr<void>(arena, [](void* p) { std::free(p); });
+  for (size_t r = 0; r < requests.size(); ++r) {
+    Slot& slot = slots_[request_slot[r]];
+    slot.offset = mp.offsets[r];
+    slot.tensor = Tensor::View(slot.tensor.dtype(), slot.tensor.shape(),
+                               static_cast<char*>(arena) + slot.offset);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
+    const std::map<std::string, Tensor>& feeds) {
+  if (num_threads_ > 0) omp_set_num_threads(num_threads_);
+  for (const graph::ValueInfo& in : graph_.inputs) {
+    auto it = feeds.find(in.name);
+    if (it == feeds.end())
+      return absl::InvalidArgumentError(absl::StrCat("input '", in.name, "' was not given"));
+    const Tensor& t = it->second;
+    if (t.dtype() != in.dtype || t.shape() != in.shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name, "': expected ", DataTypeName(in.dtype),
+                       ShapeToString(in.shape), ", got ", t.TypeString()));
+    }
+    slots_[slot_of_.at(in.name)].tensor = t;
+  }
+  for (const auto& [name, t] : feeds) {
+    if (!graph_.IsGraphInput(name)) {
+      std::vector<std::string> names;
+      for (const graph::ValueInfo& in : graph_.inputs) names.push_back(in.name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", name, "' is not an input of the model; inputs are: ", absl::StrJoin(names, ", ")));
+    }
+  }
+  std::vector<const Tensor*> ins;
+  std::vector<Tensor*> outs;
+  for (Step& step : steps_) {
+    ins.clear();
+    outs.clear();
+    for (int s : step.inputs) ins.push_back(s < 0 ? nullptr : &slots_[s].tensor);
+    for (int s : step.outputs) outs.push_back(s < 0 ? nullptr : &slots_[s].tensor);
+    const graph::Node& node = graph_.nodes[step.node];
+    ops::KernelContext ctx(node, ins, outs);
+    absl::Status st = step.kernel->Run(ctx);
+    if (!st.ok()) return WithContext(st, absl::StrCat("while running ", node.Describe()));
+  }
+  std::map<std::string, Tensor> results;
+  for (const graph::ValueInfo& out : graph_.outputs)
+    results[out.name] = slots_[slot_of_.at(out.name)].tensor.Clone();
+  return results;
+}
+
+std::string Executor::PlanReport() const {
+  std::ostringstream os;
+  os << "plan: " << steps_.size() << " steps, arena " << arena_bytes_ << " bytes (" << naive_bytes_
+     << " without reuse)\n";
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const KernelChoice& c = choices_[i];
+    os << "  " << i << ": " << c.op << " '" << c.node << "' -> " << c.kernel;
+    if (!c.refused.empty()) os << "  (refused: " << absl::StrJoin(c.refused, "; ") << ")";
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace lasgd::runtime

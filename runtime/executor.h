@@ -1,0 +1,77 @@
+// Compiles a graph into a plan (topological schedule, one kernel per node,
+// every intermediate tensor at a fixed offset of one arena) and runs it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "graph/graph.h"
+#include "graph/pass_pipeline.h"
+#include "ops/op_registry.h"
+#include "runtime/tensor.h"
+
+namespace lasgd::runtime {
+
+struct CompileOptions {
+  graph::PipelineOptions pipeline;
+  // Use only this kernel candidate for every node ("reference" in tests); "" = fastest.
+  std::string kernel;
+  // OpenMP threads for kernels; 0 keeps the OpenMP default (OMP_NUM_THREADS).
+  int num_threads = 0;
+};
+
+struct KernelChoice {
+  std::string node;                  // node name
+  std::string op;                    // op type
+  std::string kernel;                // candidate that runs
+  std::vector<std::string> refused;  // "onednn: reason" for candidates that declined
+};
+
+class Executor {
+ public:
+  // Runs the inference pipeline on `graph` and binds kernels and memory.
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(graph::Graph graph,
+                                                          const CompileOptions& options);
+
+  // Feeds every graph input by name (dtype and shape must match the compiled
+  // ones exactly) and returns every graph output, owned by the caller.
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds);
+
+  const graph::Graph& graph() const { return graph_; }
+  size_t arena_bytes() const { return arena_bytes_; }
+  size_t naive_bytes() const { return naive_bytes_; }
+  const std::vector<KernelChoice>& kernel_choices() const { return choices_; }
+  // Human-readable plan: one line per step with its kernel and arena slot.
+  std::string PlanReport() const;
+
+ private:
+  struct Step {
+    size_t node;
+    std::unique_ptr<ops::Kernel> kernel;
+    std::vector<int> inputs;   // value slot per node input, -1 = omitted
+    std::vector<int> outputs;  // value slot per node output, -1 = omitted
+  };
+  struct Slot {
+    std::string name;
+    Tensor tensor;  // a view into the arena, a feed, or an initializer
+    enum class Kind { kInput, kInitializer, kArena } kind;
+    size_t offset = 0;
+  };
+  Executor() = default;
+  absl::Status Build(const CompileOptions& options);
+
+  graph::Graph graph_;
+  std::vector<Step> steps_;
+  std::vector<Slot> slots_;
+  std::map<std::string, int> slot_of_;
+  std::vector<KernelChoice> choices_;
+  std::shared_ptr<void> arena_;
+  size_t arena_bytes_ = 0, naive_bytes_ = 0;
+  int num_threads_ = 0;
+};
+
+}  // namespace lasgd::runtime
