@@ -1,0 +1,95 @@
+// Helpers shared by the convolution and pooling families (ops/conv*.cc,
+// ops/pool.cc): the resolved geometry of a Conv / ConvTranspose node, the
+// kernel factories that conv.cc registers, and the process-wide oneDNN
+// engine.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "graph/graph.h"
+#include "oneapi/dnnl/dnnl.hpp"
+#include "ops/op_registry.h"
+#include "runtime/tensor.h"
+
+namespace lasgd::ops::conv_internal {
+
+// oneDNN wants one engine per process (so that primitives built on it can be
+// reused); a dnnl::stream must not be shared between threads, and kernels of
+// different plans may run concurrently, hence one stream per thread.
+inline dnnl::engine& DnnlEngine() {
+  static dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
+}
+inline dnnl::stream& DnnlStream() {
+  thread_local dnnl::stream stream(DnnlEngine());
+  return stream;
+}
+
+// Plain (row-major NC...) oneDNN layout for a tensor of `rank` dims.
+inline dnnl::memory::format_tag PlainTag(int64_t rank) {
+  using tag = dnnl::memory::format_tag;
+  switch (rank) {
+    case 1:
+      return tag::a;
+    case 2:
+      return tag::ab;
+    case 3:
+      return tag::abc;
+    case 4:
+      return tag::abcd;
+    case 5:
+      return tag::abcde;
+    case 6:
+      return tag::abcdef;
+    default:
+      return tag::undef;
+  }
+}
+
+// What a Conv or ConvTranspose node computes, with every attribute defaulted
+// and auto_pad / output_shape turned into explicit pads. All vectors have one
+// entry per spatial axis.
+struct ConvGeometry {
+  bool transpose = false;
+  int64_t batch = 0;
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t group = 1;
+  std::vector<int64_t> in_spatial, out_spatial, kernel, strides, dilations;
+  // Pads at the start and end of each axis. Only ConvTranspose with an
+  // explicit output_shape larger than the natural one can make them negative
+  // (the output then extends past the last input contribution).
+  std::vector<int64_t> pads_begin, pads_end;
+  // ConvTranspose only.
+  std::vector<int64_t> output_padding;
+
+  int64_t spatial_rank() const { return static_cast<int64_t>(in_spatial.size()); }
+  Shape OutputShape() const;
+};
+
+// Resolves a Conv (or FusedConv) node for input X of shape `x` and weights W of
+// shape `w`; the error message says what was expected and what was got.
+absl::StatusOr<ConvGeometry> ResolveConvGeometry(const graph::Node& node, const Shape& x,
+                                                 const Shape& w);
+// The same for ConvTranspose, following the spec's output-shape formula.
+absl::StatusOr<ConvGeometry> ResolveConvTransposeGeometry(const graph::Node& node, const Shape& x,
+                                                          const Shape& w);
+
+// How the kernels treat the extra inputs of FusedConv.
+struct ConvEpilogue {
+  bool has_residual = false;  // input 3 (Z) is added to the result
+  bool relu = false;          // applied after the residual add
+};
+absl::StatusOr<ConvEpilogue> ResolveEpilogue(const graph::Node& node, size_t num_inputs);
+
+// Kernel factories (conv_reference.cc, conv_onednn.cc).
+absl::StatusOr<std::unique_ptr<Kernel>> BuildReferenceConv(const KernelBuildContext& ctx);
+absl::StatusOr<std::unique_ptr<Kernel>> BuildReferenceConvTranspose(const KernelBuildContext& ctx);
+absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnConv(const KernelBuildContext& ctx);
+absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnConvTranspose(const KernelBuildContext& ctx);
+
+}  // namespace lasgd::ops::conv_internal
