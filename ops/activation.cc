@@ -98,7 +98,6 @@ void RegisterActivation(OpRegistry& registry, const std::string& op_type, int64_
   spec.op_type = op_type;
   spec.min_opset = min_opset;
   spec.max_opset = max_opset;
-  spec.types = kMask;
   spec.flops_per_element = flops;
   spec.make = std::move(make);
   RegisterUnary<kMask>(registry, spec);

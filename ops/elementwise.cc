@@ -525,7 +525,6 @@ void RegisterSimpleUnary(OpRegistry& registry, const std::string& op_type, int64
   UnarySpec<Op> spec;
   spec.op_type = op_type;
   spec.min_opset = min_opset;
-  spec.types = kMask;
   spec.flops_per_element = flops;
   spec.make = NoAttributes<Op>();
   RegisterUnary<kMask>(registry, spec);

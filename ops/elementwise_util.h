@@ -457,7 +457,6 @@ struct UnarySpec {
   std::string op_type;
   int64_t min_opset = 7;
   int64_t max_opset = 21;
-  uint32_t types = kFloatTypes;
   double flops_per_element = 1.0;
   std::function<absl::StatusOr<Op>(const graph::Node&)> make;
 };

@@ -137,7 +137,7 @@ TEST(ActivationTest, ReluIntegerAndHalf) {
   Tensor hy = Eval(MakeNode("Relu", 1, 1), 14, {h});
   EXPECT_EQ(hy.data<uint16_t>()[0], 0);
   EXPECT_EQ(hy.data<uint16_t>()[1], 0x4000);
-  // Sigmoid in float16 rounds once: sigmoid(2) = 0.8808 -> 0x3b0c.
+  // Sigmoid in float16 is computed in float and rounded once: sigmoid(2) = 0.880797.
   Tensor hs = Eval(MakeNode("Sigmoid", 1, 1), 13, {h});
   EXPECT_NEAR(hs.GetAsDouble(1), 0.880797, 5e-4);
 }
