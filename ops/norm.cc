@@ -255,12 +255,13 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildCo
     return absl::UnimplementedError("an empty dimension; left to the reference kernel");
   }
   // The spatial dims are flattened into one: the statistics do not care about
-  // their arrangement, and it keeps every rank within oneDNN's 2-5D support.
+  // their arrangement. It goes in as 4-D (N, C, 1, D) because oneDNN 2.6 has
+  // only its slow reference implementation for 3-D (ncw) data.
   memory::desc data_md =
       cfg.inner == 1
           ? memory::desc({cfg.n, cfg.channels}, memory::data_type::f32, memory::format_tag::nc)
-          : memory::desc({cfg.n, cfg.channels, cfg.inner}, memory::data_type::f32,
-                         memory::format_tag::ncw);
+          : memory::desc({cfg.n, cfg.channels, 1, cfg.inner}, memory::data_type::f32,
+                         memory::format_tag::nchw);
   auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
   if (!cfg.training) flags = flags | dnnl::normalization_flags::use_global_stats;
   try {
@@ -268,6 +269,11 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildCo
         cfg.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
         data_md, static_cast<float>(cfg.epsilon), flags);
     dnnl::batch_normalization_forward::primitive_desc pd(desc, onednn::CpuEngine());
+    std::string impl = pd.impl_info_str();
+    if (impl.find("ref") != std::string::npos) {
+      return absl::UnimplementedError(
+          absl::StrCat("oneDNN has only its reference implementation (", impl, ") here"));
+    }
     return std::unique_ptr<Kernel>(new BatchNormOnednnKernel(cfg, std::move(pd)));
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(

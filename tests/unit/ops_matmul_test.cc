@@ -129,6 +129,14 @@ TEST(MatMulTest, IntegerWrapsLikeTwosComplement) {
   EXPECT_EQ(out[0].data<int32_t>()[0], 0);  // 2^32 wraps to 0
 }
 
+TEST(MatMulTest, EmptyInnerDimensionGivesZeros) {
+  auto out = RunAllKernelsAndCompare(
+      MakeNode("MatMul", 2, 1), 13,
+      {Tensor::Allocate(DataType::kFloat32, {2, 0}), Tensor::Allocate(DataType::kFloat32, {0, 3})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(TensorsNear(Tensor::FromFloats({0, 0, 0, 0, 0, 0}, {2, 3}), out[0], 0, 0));
+}
+
 TEST(MatMulTest, RejectsBadInputs) {
   ExpectError(MakeNode("MatMul", 2, 1), 13, {RandomTensor({2, 3}, 1), RandomTensor({4, 2}, 2)},
               "inner dimensions differ");
