@@ -95,6 +95,11 @@ absl::Status InferShapesAndFoldConstants(Graph& graph, const ShapeBinding& bindi
     std::vector<DataType> dtypes;
     std::vector<Shape> shapes;
     bool all_constant = schema->foldable;
+    // Shape and Size read only their input's shape, which is static here, so
+    // they fold even when the value itself is not a constant; that is what
+    // makes shape subgraphs such as Shape(x)->Gather->Concat->Reshape vanish.
+    const bool reads_only_shape =
+        node.domain.empty() && (node.op_type == "Shape" || node.op_type == "Size");
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const std::string& in = node.inputs[i];
       if (in.empty()) {
@@ -131,9 +136,17 @@ absl::Status InferShapesAndFoldConstants(Graph& graph, const ShapeBinding& bindi
                          DataTypeName(ctx.output_dtype(o)), ShapeToString(ctx.output_shape(o))));
       }
     }
-    if (all_constant && !node.inputs.empty() && out_elements <= kMaxFoldedElements) {
+    if ((all_constant || reads_only_shape) && !node.inputs.empty() &&
+        out_elements <= kMaxFoldedElements) {
       std::vector<Tensor> inputs;
-      for (const Tensor* v : values) inputs.push_back(v ? *v : Tensor());
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (values[i])
+          inputs.push_back(*values[i]);
+        else if (reads_only_shape && node.HasInput(i))
+          inputs.push_back(Tensor::View(dtypes[i], shapes[i], nullptr));  // shape only, no data
+        else
+          inputs.push_back(Tensor());
+      }
       auto folded = ops::EvaluateNode(node, opset, inputs);
       if (folded.ok()) {
         for (size_t o = 0; o < node.outputs.size(); ++o) {
