@@ -114,7 +114,51 @@ void CopyWhole(const Tensor& in, Tensor& out) {
   }
 }
 
+namespace {
+
+// float -> IEEE half with round-to-nearest-even (Tensor::SetFromDouble does
+// not write 16-bit floats).
+uint16_t FloatToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0);  // inf/nan
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // overflows to inf
+  if (abs < 0x38800000u) {                        // subnormal or zero
+    if (abs < 0x33000000u) return sign;
+    // m * 2^-24 = M * 2^(e - 150), so the half's mantissa is M >> (126 - e).
+    const uint32_t shift = 126 - (abs >> 23);
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return sign | h;
+  }
+  uint32_t h = ((abs - 0x38000000u) >> 13);
+  const uint32_t rem = abs & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;
+  return sign | h;
+}
+
+uint16_t FloatToBFloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+}  // namespace
+
 std::vector<char> ElementBytes(DataType dtype, double value) {
+  if (dtype == DataType::kFloat16 || dtype == DataType::kBFloat16) {
+    const float f = static_cast<float>(value);
+    const uint16_t h = dtype == DataType::kFloat16 ? FloatToHalf(f) : FloatToBFloat16(f);
+    std::vector<char> bytes(2);
+    std::memcpy(bytes.data(), &h, 2);
+    return bytes;
+  }
   Tensor t = Tensor::Allocate(dtype, {});
   t.SetFromDouble(0, value);
   const char* p = t.data<char>();
