@@ -35,6 +35,10 @@ const OpRegistry& OpRegistry::Global() {
 
 void OpRegistry::Register(OpSchema schema) {
   schema.domain = CanonicalDomain(schema.domain);
+  // Opsets 22-27 changed only the type lists of the ai.onnx ops we support
+  // (bfloat16, float8, int4; Range's stash_type and Cast's round_mode only
+  // matter for those types), so a schema written up to 21 holds to the latest.
+  if (schema.domain.empty() && schema.max_opset == 21) schema.max_opset = kLatestOnnxOpset;
   schemas_[{schema.domain, schema.op_type}].push_back(std::move(schema));
 }
 

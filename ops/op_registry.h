@@ -27,6 +27,9 @@
 
 namespace lasgd::ops {
 
+// The newest ai.onnx opset we accept (ONNX 1.22).
+constexpr int64_t kLatestOnnxOpset = 27;
+
 // What a shape function sees of one node. All input shapes are static: the
 // symbolic batch dimension has been bound before inference runs.
 class InferenceContext {
