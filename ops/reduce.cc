@@ -105,6 +105,7 @@ bool IsReduceDtype(ReduceKind kind, DataType dt) {
       return true;
     case DataType::kInt8:
     case DataType::kUint8:
+    case DataType::kBool:  // from opset 20, with False < True
       return kind == ReduceKind::kMax || kind == ReduceKind::kMin;
     default:
       return false;
@@ -239,6 +240,9 @@ absl::Status DispatchReference(const Tensor& in, Tensor& out, ReduceKind kind,
       break;
     case DataType::kUint8:
       ReduceReference<uint8_t>(in, out, kind, reduced);
+      break;
+    case DataType::kBool:
+      ReduceReference<bool>(in, out, kind, reduced);
       break;
     default:
       return absl::UnimplementedError(absl::StrCat("no reduction kernel for ", in.TypeString()));

@@ -124,6 +124,12 @@ TEST(ReduceTest, IntegerAndDoubleDtypes) {
          13, {X(DataType::kFloat64)},
          Values({-2.125, -1.125, -0.125, 0.875, 1.875, 2.875}, {2, 3}, DataType::kFloat64));
   ExpectError(MakeNode("ReduceSum", 1, 1), 11, {x8}, "int8");
+  // Bool max is "any", min is "all" (opset 20).
+  Tensor b = Values({1, 0, 0, 1, 1, 1}, {2, 3}, DataType::kBool);
+  Expect(MakeNode("ReduceMax", 2, 1, {{"keepdims", Attribute::Int(0)}}), 20, {b, I64({1})},
+         Values({1, 1}, {2}, DataType::kBool));
+  Expect(MakeNode("ReduceMin", 2, 1, {{"keepdims", Attribute::Int(0)}}), 20, {b, I64({1})},
+         Values({0, 1}, {2}, DataType::kBool));
 }
 
 TEST(ReduceTest, EmptyReductions) {
