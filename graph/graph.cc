@@ -1,5 +1,6 @@
 #include "graph/graph.h"
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 
@@ -203,13 +204,32 @@ absl::StatusOr<std::vector<size_t>> Graph::TopologicalOrder() const {
     for (size_t c : newly) ready.push_back(c);
   }
   if (order.size() != nodes.size()) {
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (pending[i] > 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("the graph has a cycle: ", nodes[i].Describe(),
-                         " depends (directly or indirectly) on its own output"));
+    // A node left pending may merely sit downstream of the cycle; walking
+    // from it to pending producers must revisit a node, and that node is on
+    // the cycle. Naming the whole loop tells the user what to cut.
+    size_t start = 0;
+    while (pending[start] == 0) ++start;
+    std::vector<size_t> path;
+    std::map<size_t, size_t> position;
+    size_t current = start;
+    while (!position.count(current)) {
+      position[current] = path.size();
+      path.push_back(current);
+      for (const std::string& in : nodes[current].inputs) {
+        auto it = in.empty() ? producer.end() : producer.find(in);
+        if (it != producer.end() && pending[it->second] > 0) {
+          current = it->second;
+          break;
+        }
       }
     }
+    // path runs consumer -> producer; print producer -> consumer, from `current` back to it.
+    std::vector<std::string> loop = {nodes[current].name};
+    for (size_t k = path.size(); k-- > position[current] + 1;) loop.push_back(nodes[path[k]].name);
+    loop.push_back(nodes[current].name);
+    return absl::InvalidArgumentError(
+        absl::StrCat("the graph has a cycle: ", nodes[current].Describe(),
+                     " depends on its own output through '", absl::StrJoin(loop, "' -> '"), "'"));
   }
   return order;
 }

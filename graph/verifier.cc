@@ -61,8 +61,11 @@ absl::Status VerifyGraph(const Graph& graph) {
   problems.insert(problems.end(), unsupported.begin(), unsupported.end());
   if (problems.empty()) return absl::OkStatus();
   bool only_unsupported = problems.size() == unsupported.size();
-  std::string msg = absl::StrCat(problems.size(), " problem(s) in graph '", graph.name, "':\n  ",
-                                 absl::StrJoin(problems, "\n  "));
+  // One problem stays on one line, so that tools print a one-line error.
+  std::string msg = problems.size() == 1
+                        ? absl::StrCat("graph '", graph.name, "': ", problems[0])
+                        : absl::StrCat(problems.size(), " problems in graph '", graph.name,
+                                       "':\n  ", absl::StrJoin(problems, "\n  "));
   return only_unsupported ? absl::UnimplementedError(msg) : absl::InvalidArgumentError(msg);
 }
 

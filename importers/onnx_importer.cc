@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -51,12 +52,17 @@ absl::Status ReadExternalData(const onnx::TensorProto& proto, const std::string&
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : proto.external_data()) {
-    if (kv.key() == "location")
+    if (kv.key() == "location") {
       location = kv.value();
-    else if (kv.key() == "offset")
-      offset = std::stoll(kv.value());
-    else if (kv.key() == "length")
-      length = std::stoll(kv.value());
+    } else if (kv.key() == "offset" || kv.key() == "length") {
+      // Not std::stoll: it throws on junk, and a bad file must not abort us.
+      int64_t& field = kv.key() == "offset" ? offset : length;
+      if (!absl::SimpleAtoi(kv.value(), &field) || field < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("external data '", kv.key(), "' is '",
+                                                       kv.value(),
+                                                       "'; expected a non-negative integer"));
+      }
+    }
   }
   if (location.empty()) return absl::InvalidArgumentError("external data without a 'location'");
   if (location.find("..") != std::string::npos || (!location.empty() && location[0] == '/')) {
@@ -75,7 +81,7 @@ absl::Status ReadExternalData(const onnx::TensorProto& proto, const std::string&
                                                    " does not match ", t.TypeString(), " (", need,
                                                    " bytes)"));
   }
-  if (offset < 0 || offset + need > file_size) {
+  if (offset > file_size || need > file_size - offset) {  // no overflow for huge offsets
     return absl::DataLossError(absl::StrCat("external data file '", path, "' has ", file_size,
                                             " bytes; need ", need, " at offset ", offset,
                                             " (truncated?)"));

@@ -87,10 +87,11 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `command` through the shell with stderr merged into stdout.
-inline CommandResult RunCommand(const std::string& command) {
+// Runs `command` through the shell; `output` collects stdout and stderr
+// together, or only stderr when `stderr_only`.
+inline CommandResult RunCommand(const std::string& command, bool stderr_only = false) {
   CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen((command + (stderr_only ? " 2>&1 >/dev/null" : " 2>&1")).c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;
   size_t n;
