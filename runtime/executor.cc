@@ -2,11 +2,14 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "ops/evaluate_node.h"
@@ -25,6 +28,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(graph::Graph graph,
 
 absl::Status Executor::Build(const CompileOptions& options) {
   num_threads_ = options.num_threads;
+  profile_ = options.profile;
   if (num_threads_ > 0) omp_set_num_threads(num_threads_);
   auto add_slot = [&](const std::string& name, Slot::Kind kind, Tensor t) {
     slot_of_[name] = static_cast<int>(slots_.size());
@@ -145,20 +149,61 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
   }
   std::vector<const Tensor*> ins;
   std::vector<Tensor*> outs;
-  for (Step& step : steps_) {
+  if (profile_) step_seconds_.resize(steps_.size(), 0.0);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& step = steps_[i];
     ins.clear();
     outs.clear();
     for (int s : step.inputs) ins.push_back(s < 0 ? nullptr : &slots_[s].tensor);
     for (int s : step.outputs) outs.push_back(s < 0 ? nullptr : &slots_[s].tensor);
     const graph::Node& node = graph_.nodes[step.node];
     ops::KernelContext ctx(node, ins, outs);
+    auto start =
+        profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     absl::Status st = step.kernel->Run(ctx);
     if (!st.ok()) return WithContext(st, absl::StrCat("while running ", node.Describe()));
+    if (profile_)
+      step_seconds_[i] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  if (profile_) ++profiled_runs_;
   std::map<std::string, Tensor> results;
   for (const graph::ValueInfo& out : graph_.outputs)
     results[out.name] = slots_[slot_of_.at(out.name)].tensor.Clone();
   return results;
+}
+
+std::string Executor::ProfileReport(int top_steps) const {
+  std::ostringstream os;
+  if (profiled_runs_ == 0) return "no profiled runs\n";
+  double total = 0;
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (size_t i = 0; i < step_seconds_.size(); ++i) {
+    total += step_seconds_[i];
+    auto& [seconds, count] = by_op[choices_[i].op + " [" + choices_[i].kernel + "]"];
+    seconds += step_seconds_[i];
+    ++count;
+  }
+  std::vector<std::pair<double, std::string>> ops;
+  for (const auto& [op, v] : by_op) ops.push_back({v.first, absl::StrCat(op, " x", v.second)});
+  std::sort(ops.rbegin(), ops.rend());
+  os << "profile over " << profiled_runs_ << " run(s): " << 1e3 * total / profiled_runs_
+     << " ms per run\n";
+  for (const auto& [seconds, op] : ops) {
+    os << absl::StrFormat("  %8.2f ms %5.1f%%  %s\n", 1e3 * seconds / profiled_runs_,
+                          100 * seconds / total, op);
+  }
+  std::vector<size_t> order(step_seconds_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return step_seconds_[a] > step_seconds_[b]; });
+  os << "slowest steps:\n";
+  for (int k = 0; k < top_steps && k < static_cast<int>(order.size()); ++k) {
+    size_t i = order[k];
+    os << absl::StrFormat("  %8.2f ms  %s '%s' [%s]\n", 1e3 * step_seconds_[i] / profiled_runs_,
+                          choices_[i].op, choices_[i].node, choices_[i].kernel);
+  }
+  return os.str();
 }
 
 std::string Executor::PlanReport() const {

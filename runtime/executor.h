@@ -22,6 +22,8 @@ struct CompileOptions {
   std::string kernel;
   // OpenMP threads for kernels; 0 keeps the OpenMP default (OMP_NUM_THREADS).
   int num_threads = 0;
+  // Time every step of every Run (see ProfileReport).
+  bool profile = false;
 };
 
 struct KernelChoice {
@@ -47,6 +49,8 @@ class Executor {
   const std::vector<KernelChoice>& kernel_choices() const { return choices_; }
   // Human-readable plan: one line per step with its kernel and arena slot.
   std::string PlanReport() const;
+  // Time per op type and per step, slowest first (needs CompileOptions::profile).
+  std::string ProfileReport(int top_steps = 15) const;
 
  private:
   struct Step {
@@ -72,6 +76,9 @@ class Executor {
   std::shared_ptr<void> arena_;
   size_t arena_bytes_ = 0, naive_bytes_ = 0;
   int num_threads_ = 0;
+  bool profile_ = false;
+  std::vector<double> step_seconds_;
+  int profiled_runs_ = 0;
 };
 
 }  // namespace lasgd::runtime
