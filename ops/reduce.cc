@@ -253,10 +253,15 @@ absl::Status DispatchReference(const Tensor& in, Tensor& out, ReduceKind kind,
 // ---------------------------------------------------------------------------
 // Fast float32
 
-// [outer, reduce, inner] when the reduced dims form one contiguous block
-// (ignoring unit dims), else false.
-bool FoldReduction(const Shape& shape, const std::vector<bool>& reduced, int64_t* outer,
-                   int64_t* red, int64_t* inner) {
+// The input seen as [lead, outer, reduce, inner] where `lead` and `reduce`
+// are reduced: the output is [outer, inner]. Unit dims are ignored. `lead` is
+// used only for the R K R pattern (BatchNorm-style N, H, W reductions); other
+// foldable patterns have lead = 1. False when the reduced dims do not fold.
+struct FoldedReduction {
+  int64_t lead = 1, outer = 1, red = 1, inner = 1;
+};
+
+bool FoldReduction(const Shape& shape, const std::vector<bool>& reduced, FoldedReduction* f) {
   std::vector<std::pair<bool, int64_t>> runs;  // (reduced, size) after merging
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;
@@ -266,11 +271,13 @@ bool FoldReduction(const Shape& shape, const std::vector<bool>& reduced, int64_t
       runs.push_back({reduced[d], shape[d]});
     }
   }
-  *outer = *red = *inner = 1;
+  *f = FoldedReduction();
   size_t i = 0;
-  if (i < runs.size() && !runs[i].first) *outer = runs[i++].second;
-  if (i < runs.size() && runs[i].first) *red = runs[i++].second;
-  if (i < runs.size() && !runs[i].first) *inner = runs[i++].second;
+  if (runs.size() >= 3 && runs[0].first && !runs[1].first && runs[2].first)
+    f->lead = runs[i++].second;
+  if (i < runs.size() && !runs[i].first) f->outer = runs[i++].second;
+  if (i < runs.size() && runs[i].first) f->red = runs[i++].second;
+  if (i < runs.size() && !runs[i].first) f->inner = runs[i++].second;
   return i == runs.size();
 }
 
@@ -293,23 +300,27 @@ constexpr double FastInit() {
 }
 
 template <ReduceKind K>
-void ReduceFastF32(const float* x, float* y, int64_t outer, int64_t red, int64_t inner) {
-  const bool big = outer * red * inner > (1 << 15);
+void ReduceFastF32(const float* x, float* y, const FoldedReduction& f) {
+  const int64_t lead = f.lead, outer = f.outer, red = f.red, inner = f.inner;
+  const int64_t count = lead * red;
+  const bool big = lead * outer * red * inner > (1 << 15);
   if (inner == 1) {
 #pragma omp parallel for schedule(static) if (big)
     for (int64_t o = 0; o < outer; ++o) {
-      const float* row = x + o * red;
       double acc = FastInit<K>();
-      if constexpr (K == ReduceKind::kSum || K == ReduceKind::kMean) {
+      for (int64_t a = 0; a < lead; ++a) {
+        const float* row = x + (a * outer + o) * red;
+        if constexpr (K == ReduceKind::kSum || K == ReduceKind::kMean) {
 #pragma omp simd reduction(+ : acc)
-        for (int64_t r = 0; r < red; ++r) acc += row[r];
-      } else if constexpr (K == ReduceKind::kSumSquare || K == ReduceKind::kL2) {
+          for (int64_t r = 0; r < red; ++r) acc += row[r];
+        } else if constexpr (K == ReduceKind::kSumSquare || K == ReduceKind::kL2) {
 #pragma omp simd reduction(+ : acc)
-        for (int64_t r = 0; r < red; ++r) acc += double(row[r]) * row[r];
-      } else {
-        for (int64_t r = 0; r < red; ++r) acc = FastCombine<K>(acc, row[r]);
+          for (int64_t r = 0; r < red; ++r) acc += double(row[r]) * row[r];
+        } else {
+          for (int64_t r = 0; r < red; ++r) acc = FastCombine<K>(acc, row[r]);
+        }
       }
-      y[o] = static_cast<float>(Finalize<double>(K, acc, red, 0.0));
+      y[o] = static_cast<float>(Finalize<double>(K, acc, count, 0.0));
     }
     return;
   }
@@ -321,36 +332,37 @@ void ReduceFastF32(const float* x, float* y, int64_t outer, int64_t red, int64_t
     const int64_t len = std::min(kBlock, inner - i0);
     double acc[kBlock];
     for (int64_t i = 0; i < len; ++i) acc[i] = FastInit<K>();
-    for (int64_t r = 0; r < red; ++r) {
-      const float* row = x + (o * red + r) * inner + i0;
+    for (int64_t a = 0; a < lead; ++a) {
+      for (int64_t r = 0; r < red; ++r) {
+        const float* row = x + ((a * outer + o) * red + r) * inner + i0;
 #pragma omp simd
-      for (int64_t i = 0; i < len; ++i) acc[i] = FastCombine<K>(acc[i], row[i]);
+        for (int64_t i = 0; i < len; ++i) acc[i] = FastCombine<K>(acc[i], row[i]);
+      }
     }
     float* out = y + o * inner + i0;
     for (int64_t i = 0; i < len; ++i)
-      out[i] = static_cast<float>(Finalize<double>(K, acc[i], red, 0.0));
+      out[i] = static_cast<float>(Finalize<double>(K, acc[i], count, 0.0));
   }
 }
 
-void DispatchFast(ReduceKind kind, const float* x, float* y, int64_t outer, int64_t red,
-                  int64_t inner) {
+void DispatchFast(ReduceKind kind, const float* x, float* y, const FoldedReduction& f) {
   switch (kind) {
     case ReduceKind::kSum:
-      return ReduceFastF32<ReduceKind::kSum>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kSum>(x, y, f);
     case ReduceKind::kMean:
-      return ReduceFastF32<ReduceKind::kMean>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kMean>(x, y, f);
     case ReduceKind::kMax:
-      return ReduceFastF32<ReduceKind::kMax>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kMax>(x, y, f);
     case ReduceKind::kMin:
-      return ReduceFastF32<ReduceKind::kMin>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kMin>(x, y, f);
     case ReduceKind::kProd:
-      return ReduceFastF32<ReduceKind::kProd>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kProd>(x, y, f);
     case ReduceKind::kSumSquare:
-      return ReduceFastF32<ReduceKind::kSumSquare>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kSumSquare>(x, y, f);
     case ReduceKind::kL1:
-      return ReduceFastF32<ReduceKind::kL1>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kL1>(x, y, f);
     case ReduceKind::kL2:
-      return ReduceFastF32<ReduceKind::kL2>(x, y, outer, red, inner);
+      return ReduceFastF32<ReduceKind::kL2>(x, y, f);
     case ReduceKind::kLogSumExp:
       return;  // declined at build time
   }
@@ -419,14 +431,14 @@ void RegisterReduce(OpRegistry& registry, const ReduceOpInfo& info) {
           return RunFn([kind, prepare, opset](KernelContext& ctx) -> absl::Status {
             ASSIGN_OR_RETURN(auto reduced, prepare(ctx, opset));
             const Tensor& in = *ctx.input(0);
-            int64_t outer, red, inner;
-            if (!FoldReduction(in.shape(), reduced, &outer, &red, &inner)) {
+            FoldedReduction folded;
+            if (!FoldReduction(in.shape(), reduced, &folded)) {
               return DispatchReference(in, *ctx.output(0), kind, reduced);
             }
             if (in.num_elements() == 0 && ctx.output(0)->num_elements() > 0) {
               return DispatchReference(in, *ctx.output(0), kind, reduced);
             }
-            DispatchFast(kind, in.data<float>(), ctx.output(0)->data<float>(), outer, red, inner);
+            DispatchFast(kind, in.data<float>(), ctx.output(0)->data<float>(), folded);
             return absl::OkStatus();
           });
         }));
