@@ -264,9 +264,13 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
       std::memcpy(t.raw_data(), proto.int64_data().data(), n * 8);
       break;
     case DataType::kUint32:
-    case DataType::kUint64:
       RETURN_IF_ERROR(ctx(CheckCount(proto.uint64_data(), n, "uint64_data")));
-      for (int64_t i = 0; i < n; ++i) t.SetFromDouble(i, static_cast<double>(proto.uint64_data(i)));
+      for (int64_t i = 0; i < n; ++i)
+        t.data<uint32_t>()[i] = static_cast<uint32_t>(proto.uint64_data(i));
+      break;
+    case DataType::kUint64:  // not through double: values above 2^53 must stay exact
+      RETURN_IF_ERROR(ctx(CheckCount(proto.uint64_data(), n, "uint64_data")));
+      std::memcpy(t.raw_data(), proto.uint64_data().data(), n * 8);
       break;
     case DataType::kFloat16:
     case DataType::kBFloat16:
