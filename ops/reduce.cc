@@ -1,5 +1,6 @@
 // Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd,
-// ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSumExp, ArgMax, ArgMin.
+// ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp, ArgMax,
+// ArgMin.
 //
 // Axes come from an attribute before opset 13 (ReduceSum) / 18 (the others)
 // and from an optional input afterwards, where `noop_with_empty_axes` turns
@@ -32,7 +33,7 @@ using shape_internal::NormalizeOneAxis;
 using shape_internal::RunFn;
 using shape_internal::RuntimeInts;
 
-enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kSumSquare, kL1, kL2, kLogSumExp };
+enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kSumSquare, kL1, kL2, kLogSum, kLogSumExp };
 
 struct ReduceOpInfo {
   const char* name;
@@ -50,6 +51,7 @@ constexpr ReduceOpInfo kReduceOps[] = {
     {"ReduceSumSquare", ReduceKind::kSumSquare, 18, 2},
     {"ReduceL1", ReduceKind::kL1, 18, 2},
     {"ReduceL2", ReduceKind::kL2, 18, 2},
+    {"ReduceLogSum", ReduceKind::kLogSum, 18, 1},
     {"ReduceLogSumExp", ReduceKind::kLogSumExp, 18, 4},
 };
 
@@ -157,6 +159,8 @@ double Finalize(ReduceKind kind, Acc acc, int64_t count, double shift) {
       return static_cast<double>(acc) / static_cast<double>(count);
     case ReduceKind::kL2:
       return std::sqrt(static_cast<double>(acc));
+    case ReduceKind::kLogSum:
+      return std::log(static_cast<double>(acc));
     case ReduceKind::kLogSumExp:
       return std::log(static_cast<double>(acc)) + shift;
     default:
@@ -310,7 +314,7 @@ void ReduceFastF32(const float* x, float* y, const FoldedReduction& f) {
       double acc = FastInit<K>();
       for (int64_t a = 0; a < lead; ++a) {
         const float* row = x + (a * outer + o) * red;
-        if constexpr (K == ReduceKind::kSum || K == ReduceKind::kMean) {
+        if constexpr (K == ReduceKind::kSum || K == ReduceKind::kMean || K == ReduceKind::kLogSum) {
 #pragma omp simd reduction(+ : acc)
           for (int64_t r = 0; r < red; ++r) acc += row[r];
         } else if constexpr (K == ReduceKind::kSumSquare || K == ReduceKind::kL2) {
@@ -363,6 +367,8 @@ void DispatchFast(ReduceKind kind, const float* x, float* y, const FoldedReducti
       return ReduceFastF32<ReduceKind::kL1>(x, y, f);
     case ReduceKind::kL2:
       return ReduceFastF32<ReduceKind::kL2>(x, y, f);
+    case ReduceKind::kLogSum:
+      return ReduceFastF32<ReduceKind::kLogSum>(x, y, f);
     case ReduceKind::kLogSumExp:
       return;  // declined at build time
   }

@@ -79,6 +79,15 @@ TEST(ReduceTest, AttributeAxesKnownValues) {
       13, {X()}, Values({4.5, 3.75, 3.0, 2.75, 4.5, 5.25, 6.0, 6.75}, {2, 4}));
   // numpy: np.sqrt((x * x).sum(keepdims=True))
   Expect(MakeNode("ReduceL2", 1, 1), 13, {X()}, Values({8.67467579}, {1, 1, 1}));
+  // numpy: np.log(np.abs(x).sum(axis=1))  (ReduceLogSum of |x| via ReduceL1's values)
+  Tensor ax = X();
+  for (int64_t i = 0; i < 24; ++i) ax.SetFromDouble(i, std::fabs(ax.GetAsDouble(i)));
+  Expect(MakeNode("ReduceLogSum", 1, 1,
+                  {{"axes", Attribute::Ints({1})}, {"keepdims", Attribute::Int(0)}}),
+         13, {ax},
+         Values({std::log(4.5), std::log(3.75), std::log(3.0), std::log(2.75), std::log(4.5),
+                 std::log(5.25), std::log(6.0), std::log(6.75)},
+                {2, 4}));
   // numpy: np.log(np.exp(x).sum(axis=2))
   Expect(MakeNode("ReduceLogSumExp", 1, 1,
                   {{"axes", Attribute::Ints({2})}, {"keepdims", Attribute::Int(0)}}),
@@ -153,7 +162,7 @@ TEST(ReduceTest, FastMatchesReferenceOnLargeInputs) {
   const std::vector<std::vector<int64_t>> axes_sets = {{2, 3}, {0},          {1},    {0, 2, 3},
                                                        {3},    {0, 1, 2, 3}, {1, 3}, {0, 2}};
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare",
-                         "ReduceL1", "ReduceL2", "ReduceLogSumExp"}) {
+                         "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceLogSum"}) {
     for (const auto& axes : axes_sets) {
       for (int64_t keep : {0, 1}) {
         auto node = MakeNode(op, 1, 1,
