@@ -25,7 +25,7 @@ else
   SUDO=""
   site=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   if [ "$(id -u)" -ne 0 ] && [ ! -w "$site" ]; then SUDO=$(command -v sudo || true); fi
-  pip_install() { $SUDO "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
+  pip_install() { $SUDO "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@"; }
   # Debian's Python is "externally managed" (PEP 668): pip refuses unless told
   # to go ahead, so retry with the flag only when pip asks for it.
   if ! out=$(pip_install "onnx==$ONNX_VERSION" numpy 2>&1); then

@@ -193,8 +193,9 @@ bool SameShapes(const std::vector<Shape>& a, const DataSet& ds) {
 
 // Small integer inputs (starts, shape, repeats, pads, split, ...) that decide
 // an output's shape: lasgd compiles static shapes, so they must be constants.
+// Range's start/limit/delta are scalars of any numeric type.
 bool IsShapeLikeInput(const Tensor& t) {
-  return IsInteger(t.dtype()) && t.rank() <= 1 && t.num_elements() <= 64;
+  return t.rank() == 0 || (IsInteger(t.dtype()) && t.rank() == 1 && t.num_elements() <= 64);
 }
 
 struct Compiled {
@@ -386,6 +387,16 @@ std::string ScanOneTest(const std::string& data_dir, const std::string& name) {
     return absl::StrCat("SKIP\t", name, "\t-\t", category, "\t", OneLine(msg));
   }
   std::string ops = OpsOf(*g);
+  std::vector<std::string> bad_types;
+  for (const auto* values : {&g->inputs, &g->outputs}) {
+    for (const graph::ValueInfo& vi : *values) {
+      if (!IsSupportedDataType(vi.dtype)) bad_types.push_back(vi.name + ": " + vi.TypeString());
+    }
+  }
+  if (!bad_types.empty()) {
+    return absl::StrCat("SKIP\t", name, "\t", ops, "\tunsupported data type\t",
+                        OneLine(absl::StrJoin(bad_types, ", ")));
+  }
   std::vector<std::string> unsupported = graph::FindUnsupportedOps(*g);
   if (!unsupported.empty()) {
     // The registry says "op 'X' ... is not supported" for an op we lack and
