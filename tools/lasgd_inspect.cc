@@ -4,6 +4,7 @@
 //   lasgd-inspect --dump-after=PHASE MODEL    the graph after a named compile phase
 //   lasgd-inspect --plan MODEL                the kernel chosen for every node and the arena size
 //   lasgd-inspect --supported-ops             every op and opset range lasgd supports
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -130,7 +131,13 @@ int main(int argc, char** argv) {
   options.fuse = false;
   absl::Status st = graph::RunInferencePipeline(inferred, options);
   if (!st.ok()) return Fail(std::string(st.message()));
-  double flops = graph::CountFlops(inferred) / static_cast<double>(batch);
+  // Per sample: divide by the batch the first input was bound to (the
+  // --batch value for a symbolic batch, the fixed size otherwise).
+  int64_t bound_batch = 1;
+  if (!inferred.inputs.empty() && !inferred.inputs[0].shape.empty()) {
+    bound_batch = std::max<int64_t>(1, inferred.inputs[0].shape[0]);
+  }
+  double flops = graph::CountFlops(inferred) / static_cast<double>(bound_batch);
   std::printf("FLOPs per sample: %s (%.3f GFLOPs)\n",
               WithThousands(static_cast<int64_t>(flops)).c_str(), flops / 1e9);
   return 0;
