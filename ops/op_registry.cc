@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ops/autodiff_ops.h"
 
 namespace lasgd::ops {
 
@@ -28,6 +29,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterReduceOps(*r);
     RegisterLossOps(*r);
     RegisterMiscOps(*r);
+    RegisterAutodiffOps(*r);
     return r;
   }();
   return *registry;
