@@ -144,6 +144,19 @@ bool Graph::IsGraphInput(const std::string& value) const {
   return false;
 }
 
+bool Graph::IsGraphOutput(const std::string& value) const {
+  for (const ValueInfo& out : outputs)
+    if (out.name == value) return true;
+  return false;
+}
+
+bool Graph::IsRequiredValue(const std::string& value) const {
+  if (IsGraphOutput(value)) return true;
+  for (const auto& [state, source] : state_updates)
+    if (source == value) return true;
+  return false;
+}
+
 const ValueInfo* Graph::FindValueInfo(const std::string& value) const {
   for (const ValueInfo& in : inputs)
     if (in.name == value) return &in;

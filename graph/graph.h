@@ -94,10 +94,17 @@ struct Graph {
   std::set<std::string> constant_names;
   // Known type/shape of every other value (from the model, then from inference).
   std::map<std::string, ValueInfo> value_info;
+  // State updates, as ONNX TrainingInfoProto's update_binding: after a run,
+  // initializer `first` takes the value computed for `second` (parameters,
+  // optimizer state, BN running statistics).
+  std::vector<std::pair<std::string, std::string>> state_updates;
 
   int64_t OpsetFor(const std::string& domain) const;
   bool IsInitializer(const std::string& value) const { return initializers.count(value) > 0; }
   bool IsGraphInput(const std::string& value) const;
+  bool IsGraphOutput(const std::string& value) const;
+  // Graph outputs and state-update sources: values passes must keep.
+  bool IsRequiredValue(const std::string& value) const;
   // Type of any value: input, initializer or inferred intermediate.
   const ValueInfo* FindValueInfo(const std::string& value) const;
   // Returns nodes' indices in an order where producers come before consumers;

@@ -131,6 +131,15 @@ Tensor Tensor::View(DataType dtype, Shape shape, void* data) {
   return t;
 }
 
+Tensor Tensor::Aliasing(const Tensor& owner, size_t byte_offset, DataType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.storage_ = owner.storage_;
+  t.data_ = static_cast<char*>(owner.data_) + byte_offset;
+  return t;
+}
+
 Tensor Tensor::FromFloats(const std::vector<float>& values, Shape shape) {
   Tensor t = Allocate(DataType::kFloat32, std::move(shape));
   std::memcpy(t.data_, values.data(), std::min(values.size() * 4, t.nbytes()));

@@ -58,6 +58,9 @@ class Tensor {
   static Tensor Allocate(DataType dtype, Shape shape);
   // Non-owning view of `data`; the caller keeps it alive.
   static Tensor View(DataType dtype, Shape shape, void* data);
+  // A tensor living inside `owner`'s storage at `byte_offset`, sharing its
+  // ownership (parameters packed into one contiguous arena use this).
+  static Tensor Aliasing(const Tensor& owner, size_t byte_offset, DataType dtype, Shape shape);
   // Owning scalar / vector helpers, handy in tests and constant folding.
   static Tensor FromFloats(const std::vector<float>& values, Shape shape);
   static Tensor FromInt64s(const std::vector<int64_t>& values, Shape shape);

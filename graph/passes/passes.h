@@ -33,6 +33,16 @@ absl::Status SimplifyForInference(Graph& graph);
 // oneDNN applies the add and activation as post-ops.
 absl::Status FuseConvActivations(Graph& graph);
 
+// BatchNormalization in inference mode (running statistics, one output) and
+// Dropout removed: the graph a trained model is evaluated and exported with.
+// Fails if a dropped output is read.
+absl::Status ToInferenceMode(Graph& graph);
+
+// BatchNormalization in training mode (batch statistics) with its running
+// statistics bound as state updates, and Dropout with training_mode=true
+// (opset 12+; older Dropout has no switch and stays as exported).
+absl::Status ToTrainingMode(Graph& graph);
+
 // Drops nodes none of whose outputs reach a graph output, and initializers
 // nobody reads any more.
 absl::Status EliminateDeadNodes(Graph& graph);

@@ -7,12 +7,6 @@
 namespace lasgd::graph {
 namespace {
 
-bool IsGraphOutput(const Graph& graph, const std::string& value) {
-  for (const ValueInfo& out : graph.outputs)
-    if (out.name == value) return true;
-  return false;
-}
-
 // True when a Dropout node is a no-op: inference mode (no training_mode input,
 // or a constant false one) and nobody reads the mask.
 bool IsInferenceDropout(const Graph& graph, const Node& node) {
@@ -40,7 +34,7 @@ absl::Status SimplifyForInference(Graph& graph) {
     }
     bool passthrough =
         (node.op_type == "Identity" && node.domain.empty()) || IsInferenceDropout(graph, node);
-    if (passthrough && !node.inputs.empty() && !IsGraphOutput(graph, node.outputs[0])) {
+    if (passthrough && !node.inputs.empty() && !graph.IsRequiredValue(node.outputs[0])) {
       renamed[node.outputs[0]] = node.inputs[0];
       continue;
     }
@@ -54,6 +48,7 @@ absl::Status SimplifyForInference(Graph& graph) {
 absl::Status EliminateDeadNodes(Graph& graph) {
   std::set<std::string> live;
   for (const ValueInfo& out : graph.outputs) live.insert(out.name);
+  for (const auto& [state, source] : graph.state_updates) live.insert(source);
   std::vector<bool> keep(graph.nodes.size(), false);
   for (size_t i = graph.nodes.size(); i-- > 0;) {
     const Node& node = graph.nodes[i];
