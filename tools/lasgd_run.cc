@@ -13,13 +13,17 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "importers/onnx_importer.h"
+#include "runtime/config_parser.h"
 #include "runtime/executor.h"
 #include "runtime/npy.h"
+#include "runtime/session.h"
 
 namespace {
 
 constexpr char kUsage[] =
-    "usage: lasgd-run infer MODEL.onnx --input NAME=FILE.npy [--input ...] --output-dir DIR\n"
+    "usage: lasgd-run train CONFIG.toml [--set section.key=value]...\n"
+    "  Trains the model the config names; see the README for every key.\n"
+    "       lasgd-run infer MODEL.onnx --input NAME=FILE.npy [--input ...] --output-dir DIR\n"
     "                 [--threads N] [--kernel NAME] [--repeat N]\n"
     "  Computes the model on CPU and writes every graph output as DIR/<output name>.npy.\n";
 
@@ -125,6 +129,41 @@ int Infer(int argc, char** argv) {
   return 0;
 }
 
+int Train(int argc, char** argv) {
+  using namespace lasgd;
+  std::string config_path;
+  std::vector<std::string> overrides;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--set") {
+      if (i + 1 >= argc) return Fail("--set needs section.key=value");
+      overrides.push_back(argv[++i]);
+    } else if (absl::StartsWith(arg, "--set=")) {
+      overrides.push_back(arg.substr(6));
+    } else if (absl::StartsWith(arg, "-")) {
+      std::fprintf(stderr, "lasgd-run: unknown option '%s'\n%s", arg.c_str(), kUsage);
+      return 2;
+    } else if (config_path.empty()) {
+      config_path = arg;
+    } else {
+      return Fail("unexpected argument '" + arg + "'");
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  auto config = runtime::LoadTrainConfig(config_path, overrides);
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  auto session = runtime::TrainingSession::Create(*config);
+  if (!session.ok()) return Fail(std::string(session.status().message()));
+  absl::Status st = (*session)->Train(stderr);
+  if (!st.ok()) return Fail(std::string(st.message()));
+  const auto& eval = (*session)->last_eval();
+  if (eval.samples > 0) std::printf("test_top1 %.4f test_loss %.4f\n", eval.top1, eval.loss);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,7 +173,8 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "infer") return Infer(argc - 2, argv + 2);
-  std::fprintf(stderr, "lasgd-run: unknown command '%s' (known: infer)\n%s", command.c_str(),
+  if (command == "train") return Train(argc - 2, argv + 2);
+  std::fprintf(stderr, "lasgd-run: unknown command '%s' (known: train, infer)\n%s", command.c_str(),
                kUsage);
   return 2;
 }

@@ -11,18 +11,21 @@ namespace {
 bool IsOp(const Node& node, const char* op) { return node.op_type == op && node.domain.empty(); }
 
 // Fails if any node reads one of `dropped` (outputs we are about to remove).
-absl::Status CheckUnread(const Graph& graph, const Node& owner, const std::vector<std::string>& dropped) {
+absl::Status CheckUnread(const Graph& graph, const Node& owner,
+                         const std::vector<std::string>& dropped) {
   for (const std::string& v : dropped) {
     if (v.empty()) continue;
     if (graph.IsRequiredValue(v)) {
-      return absl::InvalidArgumentError(absl::StrCat(owner.Describe(), ": output '", v,
-                                                     "' is a graph output but has no meaning in inference mode"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(owner.Describe(), ": output '", v,
+                       "' is a graph output but has no meaning in inference mode"));
     }
     for (const Node& n : graph.nodes) {
       for (const std::string& in : n.inputs) {
         if (in == v) {
-          return absl::InvalidArgumentError(absl::StrCat(owner.Describe(), ": output '", v, "' is read by ",
-                                                         n.Describe(), ", but it does not exist in inference mode"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(owner.Describe(), ": output '", v, "' is read by ", n.Describe(),
+                           ", but it does not exist in inference mode"));
         }
       }
     }
@@ -73,11 +76,13 @@ absl::Status ToTrainingMode(Graph& graph) {
   const std::string kTrue = "lasgd_training_mode_true";
   for (Node& node : graph.nodes) {
     if (IsOp(node, "BatchNormalization")) {
-      if (node.inputs.size() < 5) return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": needs 5 inputs"));
+      if (node.inputs.size() < 5)
+        return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": needs 5 inputs"));
       if (!graph.IsInitializer(node.inputs[3]) || !graph.IsInitializer(node.inputs[4])) {
-        return absl::InvalidArgumentError(absl::StrCat(node.Describe(),
-                                                       ": running mean and variance must be initializers to be "
-                                                       "updated during training"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(node.Describe(),
+                         ": running mean and variance must be initializers to be "
+                         "updated during training"));
       }
       size_t n_out = opset >= 14 ? 3 : 5;
       node.outputs.resize(n_out);

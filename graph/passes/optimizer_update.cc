@@ -19,7 +19,8 @@ std::string AddZeroState(Graph& g, const std::string& like, const std::string& k
 
 }  // namespace
 
-absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config, TrainingProgram& program,
+absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config,
+                                 TrainingProgram& program,
                                  const std::vector<std::string>& grads_in) {
   const runtime::OptimizerConfig& opt = config.optimizer;
   g.opset_imports["com.lasgd"] = 1;
@@ -57,7 +58,8 @@ absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config, T
     update.attributes["weight_decay"] = Attribute::Float(static_cast<float>(opt.weight_decay));
     if (opt.momentum != 0) {
       states.emplace_back();
-      for (const std::string& p : program.parameters) states.back().push_back(AddZeroState(g, p, "momentum_buffer"));
+      for (const std::string& p : program.parameters)
+        states.back().push_back(AddZeroState(g, p, "momentum_buffer"));
     }
   } else if (opt.type == "adam" || opt.type == "adamw") {
     update.op_type = "AdamUpdate";
@@ -68,10 +70,12 @@ absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config, T
     update.attributes["decoupled_weight_decay"] = Attribute::Int(opt.type == "adamw" ? 1 : 0);
     for (const char* kind : {"exp_avg", "exp_avg_sq"}) {
       states.emplace_back();
-      for (const std::string& p : program.parameters) states.back().push_back(AddZeroState(g, p, kind));
+      for (const std::string& p : program.parameters)
+        states.back().push_back(AddZeroState(g, p, kind));
     }
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown optimizer.type '", opt.type, "' (sgd, adam, adamw)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown optimizer.type '", opt.type, "' (sgd, adam, adamw)"));
   }
   for (const auto& kind : states)
     for (const std::string& s : kind) update.inputs.push_back(s);

@@ -29,8 +29,9 @@ absl::Status InferShapesAndFoldConstants(Graph& graph, const ShapeBinding& bindi
 // inference mode whose mask nobody reads. Rewires their consumers.
 absl::Status SimplifyForInference(Graph& graph);
 
-// Rewrites Conv[->Add(residual)]->Relu chains into com.lasgd.FusedConv so
-// oneDNN applies the add and activation as post-ops.
+// Rewrites Conv[->Add(residual)][->Relu|Clip(constant bounds)] chains (at
+// least one of the two) into com.lasgd.FusedConv so oneDNN applies the add
+// and activation as post-ops.
 absl::Status FuseConvActivations(Graph& graph);
 
 // BatchNormalization in inference mode (running statistics, one output) and

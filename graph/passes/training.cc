@@ -21,8 +21,9 @@ class Emitter {
                     std::map<std::string, Attribute> attrs = {}, const std::string& domain = "") {
     return Emit(op, std::move(inputs), 1, std::move(attrs), domain)[0];
   }
-  std::vector<std::string> Emit(const std::string& op, std::vector<std::string> inputs, size_t outputs,
-                                std::map<std::string, Attribute> attrs = {}, const std::string& domain = "") {
+  std::vector<std::string> Emit(const std::string& op, std::vector<std::string> inputs,
+                                size_t outputs, std::map<std::string, Attribute> attrs = {},
+                                const std::string& domain = "") {
     Node n;
     n.name = absl::StrCat(prefix_, "/", op, "_", counter_++);
     n.op_type = op;
@@ -85,16 +86,18 @@ absl::StatusOr<std::string> ChooseDataInput(const Graph& g, const std::string& c
     if (!g.IsGraphInput(configured)) {
       std::vector<std::string> names;
       for (const ValueInfo& in : g.inputs) names.push_back(in.name);
-      return absl::InvalidArgumentError(absl::StrCat("model.input '", configured, "' is not an input of the model; its inputs are: ",
-                                                     absl::StrJoin(names, ", ")));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.input '", configured,
+          "' is not an input of the model; its inputs are: ", absl::StrJoin(names, ", ")));
     }
     return configured;
   }
   if (g.inputs.size() != 1) {
     std::vector<std::string> names;
     for (const ValueInfo& in : g.inputs) names.push_back(in.name);
-    return absl::InvalidArgumentError(absl::StrCat("the model has ", g.inputs.size(), " inputs (",
-                                                   absl::StrJoin(names, ", "), "); say which one takes the data with model.input"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model has ", g.inputs.size(), " inputs (", absl::StrJoin(names, ", "),
+                     "); say which one takes the data with model.input"));
   }
   return g.inputs[0].name;
 }
@@ -104,18 +107,23 @@ absl::StatusOr<std::string> ChooseDataInput(const Graph& g, const std::string& c
 // population-variance update r*m + v*(1-m).
 absl::Status UseUnbiasedRunningVar(Graph& g, Emitter& emit) {
   for (const Node& node : std::vector<Node>(g.nodes)) {
-    if (node.op_type != "BatchNormalization" || !node.domain.empty() || node.outputs.size() < 3) continue;
+    if (node.op_type != "BatchNormalization" || !node.domain.empty() || node.outputs.size() < 3)
+      continue;
     const ValueInfo* x = g.FindValueInfo(node.inputs[0]);
-    if (!x || x->shape.size() < 2) return absl::InternalError(absl::StrCat(node.Describe(), ": input shape unknown"));
+    if (!x || x->shape.size() < 2)
+      return absl::InternalError(absl::StrCat(node.Describe(), ": input shape unknown"));
     int64_t n = NumElements(x->shape) / x->shape[1];
     if (n < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": the unbiased running variance needs more than one value per channel (got ", n, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          node.Describe(),
+          ": the unbiased running variance needs more than one value per channel (got ", n, ")"));
     }
     double m = node.GetFloat("momentum", 0.9f);
     std::string running = node.inputs[4];
     std::string rm = emit.Node1("Mul", {running, emit.Scalar(m, DataType::kFloat32)});
     std::string diff = emit.Node1("Sub", {node.outputs[2], rm});
-    std::string scaled = emit.Node1("Mul", {diff, emit.Scalar(static_cast<double>(n) / (n - 1), DataType::kFloat32)});
+    std::string scaled = emit.Node1(
+        "Mul", {diff, emit.Scalar(static_cast<double>(n) / (n - 1), DataType::kFloat32)});
     std::string updated = emit.Node1("Add", {rm, scaled});
     for (auto& [state, source] : g.state_updates)
       if (state == running) source = updated;
@@ -124,21 +132,25 @@ absl::Status UseUnbiasedRunningVar(Graph& g, Emitter& emit) {
 }
 
 absl::StatusOr<std::string> AddLoss(Graph& g, Emitter& emit, const runtime::TrainConfig& config,
-                                    const std::string& logits, const std::string& labels, int64_t batch_size) {
+                                    const std::string& logits, const std::string& labels,
+                                    int64_t batch_size) {
   const ValueInfo* out = g.FindValueInfo(logits);
   if (!out) return absl::InternalError("logits have no type");
   const std::string& type = config.loss.type;
   int64_t count = NumElements(out->shape);
   if (type == "cross_entropy") {
     if (out->shape.size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat("loss.type = cross_entropy needs [batch, classes] logits, but output '",
-                                                     logits, "' is ", out->TypeString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("loss.type = cross_entropy needs [batch, classes] logits, but output '",
+                       logits, "' is ", out->TypeString()));
     }
     if (g.OpsetFor("") < 12) {
-      return absl::InvalidArgumentError(absl::StrCat("cross_entropy needs the model exported at opset 12 or later (it is ",
-                                                     g.OpsetFor(""), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cross_entropy needs the model exported at opset 12 or later (it is ",
+                       g.OpsetFor(""), ")"));
     }
-    std::string ce = emit.Node1("SoftmaxCrossEntropyLoss", {logits, labels}, {{"reduction", Attribute::String("mean")}});
+    std::string ce = emit.Node1("SoftmaxCrossEntropyLoss", {logits, labels},
+                                {{"reduction", Attribute::String("mean")}});
     float eps = config.loss.label_smoothing;
     if (eps <= 0.f) return ce;
     // (1-eps) * CE + eps * mean over samples of -mean_c log_softmax.
@@ -164,10 +176,11 @@ absl::StatusOr<std::string> AddLoss(Graph& g, Emitter& emit, const runtime::Trai
 
 }  // namespace
 
-absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config, TrainingProgram& program,
-                                 const std::vector<std::string>& grads);
+absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config,
+                                 TrainingProgram& program, const std::vector<std::string>& grads);
 
-absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward, const runtime::TrainConfig& config,
+absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward,
+                                                     const runtime::TrainConfig& config,
                                                      int64_t batch_size) {
   TrainingProgram p;
   Graph& g = p.graph;
@@ -176,24 +189,29 @@ absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward, const
   ASSIGN_OR_RETURN(p.data_input, ChooseDataInput(g, config.model.input));
   const bool graph_loss = config.loss.type == "graph";
   if (graph_loss) {
-    if (config.loss.output.empty()) return absl::InvalidArgumentError("loss.type = graph needs loss.output");
+    if (config.loss.output.empty())
+      return absl::InvalidArgumentError("loss.type = graph needs loss.output");
     if (!g.IsGraphOutput(config.loss.output)) {
-      return absl::InvalidArgumentError(absl::StrCat("loss.output '", config.loss.output, "' is not an output of the model"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("loss.output '", config.loss.output, "' is not an output of the model"));
     }
     for (const ValueInfo& in : g.inputs)
       if (in.name != p.data_input) p.labels_input = in.name;
-    if (p.labels_input.empty()) return absl::InvalidArgumentError("loss.type = graph: the model has no labels input");
+    if (p.labels_input.empty())
+      return absl::InvalidArgumentError("loss.type = graph: the model has no labels input");
     p.logits = config.model.output.empty() ? g.outputs[0].name : config.model.output;
   } else {
     p.logits = config.model.output.empty() ? g.outputs[0].name : config.model.output;
     if (!g.IsGraphOutput(p.logits)) {
-      return absl::InvalidArgumentError(absl::StrCat("model.output '", p.logits, "' is not an output of the model"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.output '", p.logits, "' is not an output of the model"));
     }
   }
   // Bind shapes and infer so that the loss knows the logits' shape.
   ShapeBinding binding;
   binding.batch_size = batch_size;
-  RETURN_IF_ERROR_CTX(InferShapesAndFoldConstants(g, binding), "while preparing the training graph");
+  RETURN_IF_ERROR_CTX(InferShapesAndFoldConstants(g, binding),
+                      "while preparing the training graph");
   Emitter emit(g, "train");
   if (config.train.bn_running_var == "unbiased") RETURN_IF_ERROR(UseUnbiasedRunningVar(g, emit));
   const ValueInfo* logits_info = g.FindValueInfo(p.logits);
@@ -222,13 +240,15 @@ absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward, const
   std::set<std::string> only(config.model.trainable.begin(), config.model.trainable.end());
   for (const std::string& name : config.model.trainable) {
     if (!g.initializers.count(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("model.trainable names '", name, "', which is not an initializer",
+      return absl::InvalidArgumentError(absl::StrCat("model.trainable names '", name,
+                                                     "', which is not an initializer",
                                                      NearestName(name, g.initializers)));
     }
   }
   for (const std::string& name : config.model.frozen) {
     if (!g.initializers.count(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("model.frozen names '", name, "', which is not an initializer",
+      return absl::InvalidArgumentError(absl::StrCat("model.frozen names '", name,
+                                                     "', which is not an initializer",
                                                      NearestName(name, g.initializers)));
     }
   }
@@ -237,7 +257,8 @@ absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward, const
     if (frozen.count(name) || (!only.empty() && !only.count(name))) continue;
     p.parameters.push_back(name);
   }
-  if (p.parameters.empty()) return absl::InvalidArgumentError("the model has no trainable parameters");
+  if (p.parameters.empty())
+    return absl::InvalidArgumentError("the model has no trainable parameters");
   for (const auto& [state, source] : g.state_updates) p.buffers.push_back(state);
 
   std::set<std::string> wrt(p.parameters.begin(), p.parameters.end());
@@ -262,7 +283,8 @@ absl::StatusOr<Graph> BuildEvalProgram(const Graph& forward, int64_t batch_size)
   RETURN_IF_ERROR(ToInferenceMode(g));
   ShapeBinding binding;
   binding.batch_size = batch_size;
-  RETURN_IF_ERROR_CTX(InferShapesAndFoldConstants(g, binding), "while preparing the evaluation graph");
+  RETURN_IF_ERROR_CTX(InferShapesAndFoldConstants(g, binding),
+                      "while preparing the evaluation graph");
   return g;
 }
 

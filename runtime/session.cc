@@ -1,0 +1,401 @@
+#include "runtime/session.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+#include "importers/onnx_exporter.h"
+#include "importers/onnx_importer.h"
+#include "runtime/checkpoint.h"
+
+namespace lasgd::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Tensor ScalarFloat(double v) {
+  Tensor t = Tensor::Allocate(DataType::kFloat32, {});
+  t.SetFromDouble(0, v);
+  return t;
+}
+
+Tensor ScalarInt64(int64_t v) {
+  Tensor t = Tensor::Allocate(DataType::kInt64, {});
+  t.data<int64_t>()[0] = v;
+  return t;
+}
+
+// Copies the named tensors into one contiguous buffer and makes each of them
+// a view into it, so that averaging, snapshots and checkpoints are a few flat
+// operations over the buffer rather than one per tensor.
+Tensor PackContiguous(std::map<std::string, Tensor>& tensors,
+                      const std::vector<std::string>& names) {
+  size_t total = 0;
+  for (const std::string& n : names) total += (tensors.at(n).nbytes() + 63) / 64 * 64;
+  Tensor arena =
+      Tensor::Allocate(DataType::kUint8, {static_cast<int64_t>(std::max<size_t>(total, 1))});
+  size_t offset = 0;
+  for (const std::string& n : names) {
+    Tensor& t = tensors.at(n);
+    Tensor view = Tensor::Aliasing(arena, offset, t.dtype(), t.shape());
+    view.CopyFrom(t);
+    t = view;
+    offset += (t.nbytes() + 63) / 64 * 64;
+  }
+  return arena;
+}
+
+void MakeDirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
+  }
+}
+
+std::string FormatDuration(double seconds) {
+  int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? absl::StrFormat("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+                   : absl::StrFormat("%d:%02d", s / 60, s % 60);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TrainingSession>> TrainingSession::Create(TrainConfig config) {
+  std::unique_ptr<TrainingSession> s(new TrainingSession());
+  s->config_ = std::move(config);
+  RETURN_IF_ERROR(s->Init());
+  return s;
+}
+
+absl::Status TrainingSession::Init() {
+  ASSIGN_OR_RETURN(forward_, importers::LoadOnnxModel(config_.model.path));
+  ASSIGN_OR_RETURN(train_data_, data::OpenDataset(config_.data.train, data::Split::kTrain));
+  if (!config_.data.test.empty()) {
+    ASSIGN_OR_RETURN(test_data_, data::OpenDataset(config_.data.test, data::Split::kTest));
+  }
+  // Parameters (every float initializer that is not a constant) in one arena.
+  std::vector<std::string> float_inits;
+  for (const auto& [name, t] : forward_.initializers)
+    if (IsFloatingPoint(t.dtype()) && !forward_.constant_names.count(name))
+      float_inits.push_back(name);
+  param_arena_ = PackContiguous(forward_.initializers, float_inits);
+
+  const int64_t batch = config_.data.batch_size;
+  auto program = graph::BuildTrainingProgram(forward_, config_, batch);
+  if (!program.ok())
+    return WithContext(program.status(), absl::StrCat("while building the training program of '",
+                                                      config_.model.path, "'"));
+  program_ = std::move(*program);
+  // Optimizer state in a second arena.
+  state_arena_ = PackContiguous(program_.graph.initializers, program_.optimizer_state);
+
+  const graph::ValueInfo* logits = program_.graph.FindValueInfo(program_.logits);
+  if (config_.loss.type == "cross_entropy" && logits && logits->shape.size() == 2) {
+    num_classes_ = config_.data.num_classes > 0 ? config_.data.num_classes : logits->shape[1];
+    if (num_classes_ != logits->shape[1]) {
+      return absl::InvalidArgumentError(absl::StrCat("data.num_classes = ", num_classes_,
+                                                     " but the model's output '", program_.logits,
+                                                     "' has ", logits->shape[1], " classes"));
+    }
+    RETURN_IF_ERROR(train_data_->Validate(num_classes_));
+    if (test_data_) RETURN_IF_ERROR(test_data_->Validate(num_classes_));
+  }
+  // The data must fit the model's input.
+  const graph::ValueInfo* input = program_.graph.FindValueInfo(program_.data_input);
+  Shape expected(input->shape.begin() + 1, input->shape.end());
+  if (train_data_->sample_shape() != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.train '", train_data_->name(), "' has samples of shape ",
+                     ShapeToString(train_data_->sample_shape()), " but model input '",
+                     program_.data_input, "' takes ", ShapeToString(expected), " per sample"));
+  }
+  if (test_data_ && test_data_->sample_shape() != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.test '", test_data_->name(), "' has samples of shape ",
+        ShapeToString(test_data_->sample_shape()), "; the model takes ", ShapeToString(expected)));
+  }
+  CompileOptions options;
+  options.num_threads = static_cast<int>(config_.train.threads);
+  ASSIGN_OR_RETURN(train_, Executor::Create(program_.graph, options));
+
+  data::DataLoaderOptions lo;
+  lo.batch_size = batch;
+  lo.shuffle = config_.data.shuffle;
+  lo.seed = config_.data.seed;
+  lo.drop_last = true;  // the training program is compiled for one batch size
+  lo.mean = config_.data.mean;
+  lo.std = config_.data.std;
+  lo.crop_padding = config_.data.random_crop ? static_cast<int>(config_.data.crop_padding) : 0;
+  lo.horizontal_flip = config_.data.random_flip;
+  lo.prefetch_batches = static_cast<int>(config_.data.prefetch);
+  ASSIGN_OR_RETURN(train_loader_, data::DataLoader::Create(train_data_, lo));
+
+  int64_t per_epoch = train_loader_->batches_per_epoch();
+  total_steps_ = config_.train.steps > 0 ? config_.train.steps : config_.train.epochs * per_epoch;
+  ASSIGN_OR_RETURN(LearningRateSchedule schedule,
+                   LearningRateSchedule::Create(config_.schedule, config_.optimizer.lr, per_epoch,
+                                                total_steps_, batch));
+  schedule_ = std::make_unique<LearningRateSchedule>(std::move(schedule));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Executor*> TrainingSession::EvalExecutorFor(int64_t batch_size) {
+  auto it = eval_.find(batch_size);
+  if (it != eval_.end()) return it->second.get();
+  ASSIGN_OR_RETURN(graph::Graph g, graph::BuildEvalProgram(forward_, batch_size));
+  CompileOptions options;
+  options.num_threads = static_cast<int>(config_.train.threads);
+  // Training updates these between evaluations: never prepare them once.
+  for (const auto& [name, t] : g.initializers)
+    if (!g.constant_names.count(name)) options.mutable_initializers.insert(name);
+  ASSIGN_OR_RETURN(auto ex, Executor::Create(std::move(g), options));
+  Executor* raw = ex.get();
+  eval_[batch_size] = std::move(ex);
+  return raw;
+}
+
+absl::StatusOr<double> TrainingSession::Step(const data::Batch& batch) {
+  std::map<std::string, Tensor> feeds = {
+      {program_.data_input, batch.inputs},
+      {program_.labels_input, batch.labels},
+      {program_.lr_input, ScalarFloat(schedule_->LearningRate(step_))},
+      {program_.step_input, ScalarInt64(step_)}};
+  RunOptions run;
+  run.skip_updates_unless_finite = program_.loss;
+  auto out = train_->Run(feeds, run);
+  if (!out.ok() && absl::IsDataLoss(out.status())) {
+    if (config_.train.on_nan == "skip") {
+      ++skipped_steps_;
+      ++step_;
+      return std::nan("");
+    }
+    // Find the first node that produced a non-finite value (updates are
+    // skipped on this run too).
+    run.check_finite = true;
+    auto diagnose = train_->Run(feeds, run);
+    std::string where = diagnose.ok() ? "" : absl::StrCat(": ", diagnose.status().message());
+    return absl::DataLossError(absl::StrCat(
+        "step ", step_, " (epoch ", batch.position.epoch, ", batch ", batch.position.batch,
+        "): the loss is not finite", where, " (set train.on_nan = \"skip\" to drop such steps)"));
+  }
+  if (!out.ok()) return WithContext(out.status(), absl::StrCat("at step ", step_));
+  ++step_;
+  return out->at(program_.loss).GetAsDouble(0);
+}
+
+absl::StatusOr<EvalResult> TrainingSession::Evaluate() {
+  EvalResult r;
+  if (!test_data_) return r;
+  data::DataLoaderOptions lo;
+  lo.batch_size =
+      config_.data.test_batch_size > 0 ? config_.data.test_batch_size : config_.data.batch_size;
+  lo.shuffle = false;
+  lo.drop_last = false;
+  lo.mean = config_.data.mean;
+  lo.std = config_.data.std;
+  lo.prefetch_batches = 2;
+  ASSIGN_OR_RETURN(auto loader, data::DataLoader::Create(test_data_, lo));
+  double loss_sum = 0;
+  int64_t top1 = 0, top5 = 0;
+  for (int64_t b = 0; b < loader->batches_per_epoch(); ++b) {
+    ASSIGN_OR_RETURN(data::Batch batch, loader->Next());
+    ASSIGN_OR_RETURN(Executor * ex, EvalExecutorFor(batch.size()));
+    ASSIGN_OR_RETURN(auto out, ex->Run({{program_.data_input, batch.inputs}}));
+    const Tensor& logits = out.at(program_.logits);
+    const int64_t n = batch.size();
+    const int64_t width = logits.num_elements() / std::max<int64_t>(n, 1);
+    const float* z = logits.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = z + i * width;
+      if (num_classes_ > 0) {
+        int64_t label = batch.labels.data<int64_t>()[i];
+        double mx = *std::max_element(row, row + width), sum = 0;
+        for (int64_t c = 0; c < width; ++c) sum += std::exp(static_cast<double>(row[c]) - mx);
+        loss_sum += std::log(sum) + mx - row[label];
+        int64_t higher = 0;
+        for (int64_t c = 0; c < width; ++c) higher += row[c] > row[label];
+        top1 += higher == 0;
+        top5 += higher < 5;
+      } else if (config_.loss.type == "mse") {
+        const float* t = batch.labels.data<float>() + i * width;
+        for (int64_t c = 0; c < width; ++c) loss_sum += (row[c] - t[c]) * (row[c] - t[c]) / width;
+      } else if (config_.loss.type == "bce_logits") {
+        const float* t = batch.labels.data<float>() + i * width;
+        for (int64_t c = 0; c < width; ++c) {
+          double x = row[c];
+          loss_sum += (std::max(x, 0.0) - x * t[c] + std::log1p(std::exp(-std::fabs(x)))) / width;
+        }
+      }
+    }
+    r.samples += n;
+  }
+  if (r.samples > 0) {
+    r.loss = loss_sum / r.samples;
+    r.top1 = static_cast<double>(top1) / r.samples;
+    r.top5 = static_cast<double>(top5) / r.samples;
+  }
+  last_eval_ = r;
+  return r;
+}
+
+std::map<std::string, Tensor> TrainingSession::State() const { return train_->StateTensors(); }
+
+Checkpoint TrainingSession::MakeCheckpoint() const {
+  Checkpoint ckpt;
+  ckpt.tensors = State();
+  ckpt.metadata["step"] = absl::StrCat(step_);
+  data::LoaderPosition pos = train_loader_->position();
+  ckpt.metadata["data_epoch"] = absl::StrCat(pos.epoch);
+  ckpt.metadata["data_batch"] = absl::StrCat(pos.batch);
+  ckpt.metadata["model"] = config_.model.path;
+  ckpt.metadata["optimizer"] = config_.optimizer.type;
+  return ckpt;
+}
+
+absl::Status TrainingSession::SaveCheckpoint(const std::string& path) const {
+  return WriteCheckpoint(path, MakeCheckpoint());
+}
+
+absl::Status TrainingSession::RestoreCheckpoint(const std::string& path) {
+  ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(path));
+  std::map<std::string, Tensor> state = State();
+  RETURN_IF_ERROR_CTX(CheckCompatible(ckpt, SpecsOf(state)), "checkpoint '", path,
+                      "' does not fit this model and optimizer");
+  for (auto& [name, t] : state) t.CopyFrom(ckpt.tensors.at(name));
+  int64_t step = 0, epoch = 0, batch = 0;
+  if (!absl::SimpleAtoi(ckpt.metadata["step"], &step) ||
+      !absl::SimpleAtoi(ckpt.metadata["data_epoch"], &epoch) ||
+      !absl::SimpleAtoi(ckpt.metadata["data_batch"], &batch)) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint '", path, "' lacks its step or data position"));
+  }
+  step_ = step;
+  return train_loader_->Seek({epoch, batch});
+}
+
+absl::Status TrainingSession::Export(const std::string& path) const {
+  std::map<std::string, Tensor> trained;
+  for (const auto& [name, t] : forward_.initializers) trained[name] = t;
+  return importers::ExportInferenceModel(forward_, trained, path);
+}
+
+absl::Status TrainingSession::WriteMetrics(int64_t epoch, double train_loss, double wall_s,
+                                           double samples_per_s) {
+  std::string path = config_.train.out_dir + "/metrics.jsonl";
+  std::ofstream out(path, std::ios::app);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
+  out << absl::StrFormat(
+      "{\"epoch\": %d, \"step\": %d, \"wall_s\": %.3f, \"train_loss\": %.6f, \"test_loss\": %.6f, "
+      "\"test_top1\": %.6f, \"test_top5\": %.6f, \"samples_per_s\": %.2f, \"lr\": %.6g, "
+      "\"skipped_steps\": %d}\n",
+      epoch, step_, wall_s, train_loss, last_eval_.loss, last_eval_.top1, last_eval_.top5,
+      samples_per_s, schedule_->LearningRate(std::max<int64_t>(step_ - 1, 0)), skipped_steps_);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingSession::Train(FILE* log) {
+  MakeDirs(config_.train.out_dir);
+  CheckpointManager checkpoints(config_.train.out_dir + "/checkpoints",
+                                static_cast<int>(config_.train.keep_checkpoints));
+  if (!config_.train.resume.empty()) {
+    std::string path = config_.train.resume;
+    if (path == "auto") {
+      auto latest = checkpoints.LoadLatest();
+      if (latest.ok()) {
+        for (const std::string& w : latest->warnings) std::fprintf(log, "warning: %s\n", w.c_str());
+        path = latest->path;
+      } else if (absl::IsNotFound(latest.status())) {
+        path.clear();
+      } else {
+        return latest.status();
+      }
+    }
+    if (!path.empty()) {
+      RETURN_IF_ERROR(RestoreCheckpoint(path));
+      std::fprintf(log, "resumed from %s at step %lld\n", path.c_str(),
+                   static_cast<long long>(step_));
+    }
+  }
+  const int64_t per_epoch = steps_per_epoch();
+  const int64_t batch = config_.data.batch_size;
+  const bool tty = config_.train.progress && isatty(fileno(log));
+  std::fprintf(
+      log,
+      "training %s: %zu parameter tensors, %lld steps (%lld per epoch, batch %lld), %s, lr %s\n",
+      config_.model.path.c_str(), program_.parameters.size(), static_cast<long long>(total_steps_),
+      static_cast<long long>(per_epoch), static_cast<long long>(batch),
+      config_.optimizer.type.c_str(), schedule_->Describe().c_str());
+  auto run_start = Clock::now();
+  auto epoch_start = Clock::now();
+  double epoch_loss = 0;
+  int64_t epoch_steps = 0;
+  while (step_ < total_steps_) {
+    ASSIGN_OR_RETURN(data::Batch b, train_loader_->Next());
+    ASSIGN_OR_RETURN(double loss, Step(b));
+    if (std::isfinite(loss)) {
+      epoch_loss += loss;
+      ++epoch_steps;
+    }
+    const int64_t epoch = b.position.epoch + 1;
+    const bool end_of_epoch = b.last_in_epoch || step_ == total_steps_;
+    double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    double rate = (b.position.batch + 1) * batch / std::max(elapsed, 1e-9);
+    if (tty) {
+      int64_t done = b.position.batch + 1;
+      int width = 30, filled = static_cast<int>(width * done / per_epoch);
+      double eta = (per_epoch - done) * batch / std::max(rate, 1e-9);
+      std::fprintf(log, "\repoch %lld [%s%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %s ",
+                   static_cast<long long>(epoch), std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), static_cast<long long>(done),
+                   static_cast<long long>(per_epoch), epoch_steps ? epoch_loss / epoch_steps : 0.0,
+                   rate, FormatDuration(eta).c_str());
+      std::fflush(log);
+    } else if (config_.train.log_every_steps > 0 && step_ % config_.train.log_every_steps == 0) {
+      std::fprintf(log, "epoch %lld step %lld/%lld loss %.4f %.0f samples/s\n",
+                   static_cast<long long>(epoch), static_cast<long long>(step_),
+                   static_cast<long long>(total_steps_),
+                   epoch_steps ? epoch_loss / epoch_steps : 0.0, rate);
+      std::fflush(log);
+    }
+    if (!end_of_epoch) continue;
+    if (tty) std::fprintf(log, "\n");
+    const bool last = step_ == total_steps_;
+    if (test_data_ && (last || (config_.train.eval_every_epochs > 0 &&
+                                epoch % config_.train.eval_every_epochs == 0))) {
+      RETURN_IF_ERROR(Evaluate().status());
+    }
+    double wall = std::chrono::duration<double>(Clock::now() - run_start).count();
+    double train_loss = epoch_steps ? epoch_loss / epoch_steps : std::nan("");
+    std::fprintf(log,
+                 "epoch %lld: train_loss %.4f  test_loss %.4f  test_top1 %.2f%%  test_top5 %.2f%%  "
+                 "(%s, %.0f samples/s)\n",
+                 static_cast<long long>(epoch), train_loss, last_eval_.loss, 100 * last_eval_.top1,
+                 100 * last_eval_.top5, FormatDuration(wall).c_str(), rate);
+    RETURN_IF_ERROR(WriteMetrics(epoch, train_loss, wall, rate));
+    if (config_.train.checkpoint_every_epochs > 0 &&
+        (last || epoch % config_.train.checkpoint_every_epochs == 0)) {
+      RETURN_IF_ERROR(checkpoints.Save(step_, MakeCheckpoint()).status());
+    }
+    epoch_loss = 0;
+    epoch_steps = 0;
+    epoch_start = Clock::now();
+  }
+  if (!config_.train.export_path.empty()) {
+    std::string path = config_.train.export_path;
+    if (path[0] != '/') path = config_.train.out_dir + "/" + path;
+    RETURN_IF_ERROR(Export(path));
+    std::fprintf(log, "exported the trained model to %s\n", path.c_str());
+  }
+  if (test_data_) std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
+  return absl::OkStatus();
+}
+
+}  // namespace lasgd::runtime
