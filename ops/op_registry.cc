@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ops/autodiff_ops.h"
+#include "ops/backward_ops_ew.h"
 
 namespace lasgd::ops {
 
@@ -30,6 +31,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterLossOps(*r);
     RegisterMiscOps(*r);
     RegisterAutodiffOps(*r);
+    RegisterElementwiseBackwardOps(*r);
     return r;
   }();
   return *registry;
