@@ -104,10 +104,9 @@ void RegisterAutodiffOps(OpRegistry& registry) {
 void RegisterAutodiffGradients(GradientRegistry& registry) {
   registry.Register("com.lasgd", "ReduceSumTo", [](GradientContext& ctx) -> absl::Status {
     if (!ctx.NeedsGI(0) || !ctx.HasGO(0)) return absl::OkStatus();
-    const Shape& shape = ctx.shape(ctx.I(0));
-    std::string target =
-        ctx.Constant(Tensor::FromInt64s(shape, {static_cast<int64_t>(shape.size())}));
-    ctx.SetGI(0, ctx.Emit1("Expand", {ctx.GO(0), target}));
+    // com.lasgd.ExpandTo rather than ai.onnx Expand, which opset 7 lacks.
+    ctx.SetGI(0, ctx.Emit1("ExpandTo", {ctx.GO(0)},
+                           {{"shape", graph::Attribute::Ints(ctx.shape(ctx.I(0)))}}, "com.lasgd"));
     return absl::OkStatus();
   });
 }

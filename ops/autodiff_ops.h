@@ -9,7 +9,7 @@ namespace lasgd::ops {
 void RegisterAutodiffOps(OpRegistry& registry);
 
 class GradientRegistry;
-// ReduceSumTo's gradient: broadcast back with Expand (constant shape).
+// ReduceSumTo's gradient: broadcast back with com.lasgd.ExpandTo.
 void RegisterAutodiffGradients(GradientRegistry& registry);
 
 }  // namespace lasgd::ops
