@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "ops/autodiff_ops.h"
 #include "ops/backward_ops_ew.h"
+#include "ops/optimizer.h"
 
 namespace lasgd::ops {
 
@@ -31,6 +32,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterLossOps(*r);
     RegisterMiscOps(*r);
     RegisterAutodiffOps(*r);
+    RegisterOptimizerOps(*r);
     RegisterElementwiseBackwardOps(*r);
     return r;
   }();
