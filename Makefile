@@ -1,6 +1,6 @@
 # Top-level entry points. `make deps` installs Debian packages (idempotent,
 # as root or with sudo); `make build` configures and builds into build/;
-# `make test` builds and runs ctest.
+# `make test` builds and runs ctest; `make train` runs the main job.
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= 2
@@ -13,7 +13,7 @@ APT_PACKAGES := build-essential cmake ccache pkg-config git \
   libtomlplusplus-dev zlib1g-dev libjpeg62-turbo-dev dataset-fashion-mnist \
   python3 python3-pip clang-format
 
-.PHONY: all deps build test clean format
+.PHONY: all deps build test train clean format
 
 all: build
 
@@ -33,6 +33,13 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+# The main job: train the zoo CNN on Fashion-MNIST (Debian's
+# dataset-fashion-mnist) and print the final test accuracy.
+TRAIN_CONFIG ?= zoo/fashion-mnist/config.toml
+TRAIN_ARGS ?=
+train: build
+	$(BUILD_DIR)/bin/lasgd-run train $(TRAIN_CONFIG) $(TRAIN_ARGS)
 
 format:
 	git ls-files '*.cc' '*.h' '*.cu' | xargs clang-format -i
