@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ops/autodiff_ops.h"
+#include "ops/backward_ops.h"
 #include "ops/backward_ops_ew.h"
 #include "ops/optimizer.h"
 
@@ -33,6 +34,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterMiscOps(*r);
     RegisterAutodiffOps(*r);
     RegisterOptimizerOps(*r);
+    RegisterNnBackwardOps(*r);
     RegisterElementwiseBackwardOps(*r);
     return r;
   }();

@@ -1,0 +1,225 @@
+// oneDNN kernels for com.lasgd ConvGradInput (convolution_backward_data) and
+// ConvGradWeight (convolution_backward_weights), float32.
+//
+// As in the forward kernel (conv_onednn.cc), the primitives are created with
+// format_tag::any so that oneDNN picks its fast blocked layouts, and every
+// run reorders the plain NC... tensors the executor holds into them and the
+// result back. The weights are never constant here (they are being trained),
+// so they are reordered on every run too.
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "ops/conv_backward.h"
+#include "ops/onednn_engine.h"
+
+namespace lasgd::ops::backward_internal {
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+// One tensor as the executor stores it (plain) and as the primitive wants it;
+// when the two differ, a reorder and a scratch buffer in the wanted layout.
+class Operand {
+ public:
+  void Init(const memory::desc& plain, const memory::desc& wanted, bool is_output) {
+    plain_ = plain;
+    if (plain == wanted) return;
+    scratch_ = memory(wanted, onednn::CpuEngine());
+    reorder_ = is_output ? dnnl::reorder(scratch_, memory(plain, onednn::CpuEngine()))
+                         : dnnl::reorder(memory(plain, onednn::CpuEngine()), scratch_);
+  }
+  // The input `data` in the wanted layout.
+  memory In(const void* data, dnnl::stream& stream) {
+    memory user(plain_, onednn::CpuEngine(), const_cast<void*>(data));
+    if (!reorder_) return user;
+    reorder_.execute(stream, user, scratch_);
+    return scratch_;
+  }
+  // Where the primitive writes an output bound for `data`.
+  memory Target(void* data) {
+    return reorder_ ? scratch_ : memory(plain_, onednn::CpuEngine(), data);
+  }
+  // Copies the primitive's output into `data` when it went to scratch.
+  void Out(void* data, dnnl::stream& stream) {
+    if (!reorder_) return;
+    memory user(plain_, onednn::CpuEngine(), data);
+    reorder_.execute(stream, scratch_, user);
+  }
+
+ private:
+  memory::desc plain_;
+  memory scratch_;
+  dnnl::reorder reorder_;
+};
+
+// The dims and the forward primitive descriptor both backward primitives
+// need as their hint.
+struct Setup {
+  memory::dims src, wei, dst, strides, dilates, pad_l, pad_r;
+  int64_t out_channels = 0;
+  memory::desc src_plain, wei_plain, dst_plain;
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+};
+
+absl::StatusOr<Setup> MakeSetup(const KernelBuildContext& ctx, bool weight, bool with_bias) {
+  for (size_t i = 0; i < ctx.input_dtypes.size(); ++i) {
+    if (ctx.input_dtypes[i] != DataType::kFloat32) {
+      return absl::UnimplementedError(
+          absl::StrCat("oneDNN convolution gradient here is float32 only, got ",
+                       DataTypeName(ctx.input_dtypes[i])));
+    }
+  }
+  ASSIGN_OR_RETURN(conv_internal::ConvGeometry g, ResolveConvGradGeometryFor(ctx, weight));
+  Setup s;
+  const int64_t nsp = g.spatial_rank();
+  const auto f32 = memory::data_type::f32;
+  s.out_channels = g.out_channels;
+  s.src = {g.batch, g.in_channels};
+  s.dst = {g.batch, g.out_channels};
+  for (int64_t i = 0; i < nsp; ++i) {
+    s.src.push_back(g.in_spatial[i]);
+    s.dst.push_back(g.out_spatial[i]);
+  }
+  if (g.group > 1) s.wei.push_back(g.group);
+  s.wei.push_back(g.out_channels / g.group);
+  s.wei.push_back(g.in_channels / g.group);
+  for (int64_t k : g.kernel) s.wei.push_back(k);
+  s.strides = Dims(g.strides);
+  s.pad_l = Dims(g.pads_begin);
+  s.pad_r = Dims(g.pads_end);
+  for (int64_t d : g.dilations) s.dilates.push_back(d - 1);  // oneDNN counts the gaps
+  s.src_plain = memory::desc(s.src, f32, conv_internal::PlainTag(s.src.size()));
+  s.dst_plain = memory::desc(s.dst, f32, conv_internal::PlainTag(s.dst.size()));
+  s.wei_plain = memory::desc(s.wei, f32, conv_internal::PlainTag(s.wei.size()));
+  memory::desc src_any(s.src, f32, tag::any), wei_any(s.wei, f32, tag::any),
+      dst_any(s.dst, f32, tag::any);
+  const auto alg = dnnl::algorithm::convolution_direct;
+  auto fwd = with_bias ? dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_training, alg, src_any, wei_any,
+                             memory::desc({g.out_channels}, f32, tag::a), dst_any, s.strides,
+                             s.dilates, s.pad_l, s.pad_r)
+                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
+                                                         src_any, wei_any, dst_any, s.strides,
+                                                         s.dilates, s.pad_l, s.pad_r);
+  s.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd, onednn::CpuEngine());
+  return s;
+}
+
+class OnednnConvGradInputKernel : public Kernel {
+ public:
+  explicit OnednnConvGradInputKernel(const Setup& s) {
+    const auto f32 = memory::data_type::f32;
+    dnnl::convolution_backward_data::desc desc(
+        dnnl::algorithm::convolution_direct, memory::desc(s.src, f32, tag::any),
+        memory::desc(s.wei, f32, tag::any), memory::desc(s.dst, f32, tag::any), s.strides,
+        s.dilates, s.pad_l, s.pad_r);
+    dnnl::convolution_backward_data::primitive_desc pd(desc, onednn::CpuEngine(), s.fwd_pd);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false);
+    weights_.Init(s.wei_plain, pd.weights_desc(), /*is_output=*/false);
+    diff_src_.Init(s.src_plain, pd.diff_src_desc(), /*is_output=*/true);
+    primitive_ = dnnl::convolution_backward_data(pd);
+  }
+
+  absl::Status Run(KernelContext& ctx) override {
+    try {
+      dnnl::stream& stream = onednn::CpuStream();
+      void* dx = ctx.output(0)->raw_data();
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_DIFF_DST, diff_dst_.In(ctx.input(0)->raw_data(), stream)},
+          {DNNL_ARG_WEIGHTS, weights_.In(ctx.input(1)->raw_data(), stream)},
+          {DNNL_ARG_DIFF_SRC, diff_src_.Target(dx)}};
+      primitive_.execute(stream, args);
+      diff_src_.Out(dx, stream);
+      stream.wait();
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(
+          absl::StrCat("oneDNN convolution backward-data failed: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  Operand diff_dst_, weights_, diff_src_;
+  dnnl::primitive primitive_;
+};
+
+class OnednnConvGradWeightKernel : public Kernel {
+ public:
+  OnednnConvGradWeightKernel(const Setup& s, bool with_bias) : with_bias_(with_bias) {
+    const auto f32 = memory::data_type::f32;
+    memory::desc src_any(s.src, f32, tag::any), wei_any(s.wei, f32, tag::any),
+        dst_any(s.dst, f32, tag::any);
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto desc = with_bias
+                    ? dnnl::convolution_backward_weights::desc(
+                          alg, src_any, wei_any, memory::desc({s.out_channels}, f32, tag::a),
+                          dst_any, s.strides, s.dilates, s.pad_l, s.pad_r)
+                    : dnnl::convolution_backward_weights::desc(
+                          alg, src_any, wei_any, dst_any, s.strides, s.dilates, s.pad_l, s.pad_r);
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, onednn::CpuEngine(), s.fwd_pd);
+    src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false);
+    diff_weights_.Init(s.wei_plain, pd.diff_weights_desc(), /*is_output=*/true);
+    bias_desc_ = memory::desc({s.out_channels}, f32, tag::a);
+    primitive_ = dnnl::convolution_backward_weights(pd);
+  }
+
+  absl::Status Run(KernelContext& ctx) override {
+    try {
+      dnnl::stream& stream = onednn::CpuStream();
+      void* dw = ctx.output(0)->raw_data();
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, src_.In(ctx.input(0)->raw_data(), stream)},
+          {DNNL_ARG_DIFF_DST, diff_dst_.In(ctx.input(1)->raw_data(), stream)},
+          {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.Target(dw)}};
+      if (with_bias_) {
+        args[DNNL_ARG_DIFF_BIAS] =
+            memory(bias_desc_, onednn::CpuEngine(), ctx.output(1)->raw_data());
+      }
+      primitive_.execute(stream, args);
+      diff_weights_.Out(dw, stream);
+      stream.wait();
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(
+          absl::StrCat("oneDNN convolution backward-weights failed: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  bool with_bias_;
+  Operand src_, diff_dst_, diff_weights_;
+  memory::desc bias_desc_;
+  dnnl::primitive primitive_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnConvGradInput(const KernelBuildContext& ctx) {
+  try {
+    ASSIGN_OR_RETURN(Setup s, MakeSetup(ctx, /*weight=*/false, /*with_bias=*/false));
+    return std::unique_ptr<Kernel>(new OnednnConvGradInputKernel(s));
+  } catch (const dnnl::error& e) {
+    return absl::UnimplementedError(
+        absl::StrCat("oneDNN has no convolution backward-data for this node: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnConvGradWeight(const KernelBuildContext& ctx) {
+  const bool with_bias = ctx.node.HasOutput(1);
+  try {
+    ASSIGN_OR_RETURN(Setup s, MakeSetup(ctx, /*weight=*/true, with_bias));
+    return std::unique_ptr<Kernel>(new OnednnConvGradWeightKernel(s, with_bias));
+  } catch (const dnnl::error& e) {
+    return absl::UnimplementedError(
+        absl::StrCat("oneDNN has no convolution backward-weights for this node: ", e.what()));
+  }
+}
+
+}  // namespace lasgd::ops::backward_internal
