@@ -1,5 +1,6 @@
 // com.lasgd MaxPoolGrad and AveragePoolGrad (see ops/backward_ops.h):
-// schemas, shape functions, reference kernels and oneDNN kernels (float32).
+// schemas, shape functions and kernels: "fast" (per-axis tap lists computed
+// at build time), oneDNN for AveragePoolGrad (float32) and "reference".
 //
 // Both carry the forward node's attributes plus `opset`, the forward model's
 // opset, because which attributes exist depends on it (ceil_mode from 10,
@@ -267,6 +268,107 @@ class ReferencePoolGradKernel : public Kernel {
   DataType dtype_;
 };
 
+// ---- fast: per-axis tap lists ----
+
+// A window's taps are the product of one range per axis, so the input
+// indices each output index reads (and how many taps lie in the input or
+// its padding) are computed once per axis at build time, which leaves the
+// run-time loops free of bounds checks.
+struct AxisTaps {
+  std::vector<std::vector<int64_t>> inputs;  // per output index: valid input indices, in order
+  std::vector<int64_t> padded;               // per output index: taps inside input or padding
+};
+
+AxisTaps MakeAxisTaps(const Pool3d& g, int axis) {
+  AxisTaps t;
+  t.inputs.resize(g.out[axis]);
+  t.padded.resize(g.out[axis]);
+  for (int64_t o = 0; o < g.out[axis]; ++o) {
+    for (int64_t k = 0; k < g.k[axis]; ++k) {
+      const int64_t i = o * g.s[axis] - g.pb[axis] + k * g.d[axis];
+      if (i >= g.in[axis] + g.pe[axis]) break;
+      ++t.padded[o];
+      if (i >= 0 && i < g.in[axis]) t.inputs[o].push_back(i);
+    }
+  }
+  return t;
+}
+
+class FastPoolGradKernel : public Kernel {
+ public:
+  FastPoolGradKernel(const PoolGeometry& g, DataType dtype)
+      : g_(To3d(g)), max_(g.max), count_include_pad_(g.count_include_pad), dtype_(dtype) {
+    for (int a = 0; a < 3; ++a) taps_[a] = MakeAxisTaps(g_, a);
+  }
+
+  absl::Status Run(KernelContext& ctx) override {
+    if (dtype_ == DataType::kFloat32) return RunTyped<float>(ctx);
+    return RunTyped<double>(ctx);
+  }
+
+ private:
+  template <typename T>
+  absl::Status RunTyped(KernelContext& ctx) {
+    const int64_t in_plane = g_.in_plane(), out_plane = g_.out_plane();
+    const int64_t in_h = g_.in[1], in_w = g_.in[2];
+    const T* x = max_ ? ctx.input(0)->data<T>() : nullptr;
+    const T* dy = ctx.input(max_ ? 1 : 0)->data<T>();
+    T* dx = ctx.output(0)->data<T>();
+    const AxisTaps &td = taps_[0], &th = taps_[1], &tw = taps_[2];
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < g_.planes; ++p) {
+      const T* xp = max_ ? x + p * in_plane : nullptr;
+      const T* dyp = dy + p * out_plane;
+      T* dxp = dx + p * in_plane;
+      std::fill(dxp, dxp + in_plane, T(0));
+      int64_t o = 0;
+      for (int64_t od = 0; od < g_.out[0]; ++od) {
+        for (int64_t oh = 0; oh < g_.out[1]; ++oh) {
+          for (int64_t ow = 0; ow < g_.out[2]; ++ow, ++o) {
+            if (max_) {
+              // Strictly greater keeps the first maximum, as the reference.
+              int64_t best = -1;
+              T best_value = T(0);
+              for (int64_t id : td.inputs[od]) {
+                for (int64_t ih : th.inputs[oh]) {
+                  const int64_t row = (id * in_h + ih) * in_w;
+                  for (int64_t iw : tw.inputs[ow]) {
+                    const T v = xp[row + iw];
+                    if (best < 0 || v > best_value) {
+                      best = row + iw;
+                      best_value = v;
+                    }
+                  }
+                }
+              }
+              if (best >= 0) dxp[best] += dyp[o];
+              continue;
+            }
+            const int64_t count = count_include_pad_ ? td.padded[od] * th.padded[oh] * tw.padded[ow]
+                                                     : static_cast<int64_t>(td.inputs[od].size() *
+                                                                            th.inputs[oh].size() *
+                                                                            tw.inputs[ow].size());
+            if (count == 0) continue;
+            const T share = dyp[o] / static_cast<T>(count);
+            for (int64_t id : td.inputs[od]) {
+              for (int64_t ih : th.inputs[oh]) {
+                T* row = dxp + (id * in_h + ih) * in_w;
+                for (int64_t iw : tw.inputs[ow]) row[iw] += share;
+              }
+            }
+          }
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  Pool3d g_;
+  bool max_, count_include_pad_;
+  DataType dtype_;
+  AxisTaps taps_[3];
+};
+
 absl::StatusOr<Shape> InputShapeAttribute(const graph::Node& node) {
   const graph::Attribute* attr = node.FindAttribute("input_shape");
   if (attr == nullptr || attr->kind != graph::Attribute::Kind::kInts) {
@@ -314,37 +416,23 @@ absl::Status InferPoolGrad(InferenceContext& ctx) {
 
 // ---- oneDNN ----
 
-// Max pooling's backward needs the forward pass's workspace (where each
-// maximum was), so the kernel reruns the forward pass in training mode first.
-class OnednnPoolGradKernel : public Kernel {
+// AveragePoolGrad only: oneDNN's max-pooling backward needs the forward
+// pass's workspace, and rerunning the forward to get it made it several times
+// slower than the fast kernel's recomputation of the argmax.
+class OnednnAveragePoolGradKernel : public Kernel {
  public:
-  OnednnPoolGradKernel(bool max, const dnnl::pooling_v2_forward::primitive_desc& fwd_pd,
-                       const dnnl::pooling_v2_backward::primitive_desc& bwd_pd)
-      : max_(max), backward_(bwd_pd), src_(fwd_pd.src_desc()), dst_(fwd_pd.dst_desc()) {
-    if (max) {
-      forward_ = dnnl::pooling_v2_forward(fwd_pd);
-      workspace_ = dnnl::memory(fwd_pd.workspace_desc(), onednn::CpuEngine());
-      scratch_dst_ = dnnl::memory(fwd_pd.dst_desc(), onednn::CpuEngine());
-    }
-  }
+  explicit OnednnAveragePoolGradKernel(const dnnl::pooling_v2_backward::primitive_desc& pd)
+      : backward_(pd), diff_src_(pd.diff_src_desc()), diff_dst_(pd.diff_dst_desc()) {}
 
   absl::Status Run(KernelContext& ctx) override {
     try {
       dnnl::engine& engine = onednn::CpuEngine();
       dnnl::stream& stream = onednn::CpuStream();
-      auto in = [&](size_t i) { return const_cast<void*>(ctx.input(i)->raw_data()); };
-      dnnl::memory diff_src(src_, engine, ctx.output(0)->raw_data());
-      if (max_) {
-        forward_.execute(stream, {{DNNL_ARG_SRC, dnnl::memory(src_, engine, in(0))},
-                                  {DNNL_ARG_DST, scratch_dst_},
-                                  {DNNL_ARG_WORKSPACE, workspace_}});
-        backward_.execute(stream, {{DNNL_ARG_DIFF_DST, dnnl::memory(dst_, engine, in(1))},
-                                   {DNNL_ARG_WORKSPACE, workspace_},
-                                   {DNNL_ARG_DIFF_SRC, diff_src}});
-      } else {
-        backward_.execute(stream, {{DNNL_ARG_DIFF_DST, dnnl::memory(dst_, engine, in(0))},
-                                   {DNNL_ARG_DIFF_SRC, diff_src}});
-      }
+      backward_.execute(
+          stream,
+          {{DNNL_ARG_DIFF_DST,
+            dnnl::memory(diff_dst_, engine, const_cast<void*>(ctx.input(0)->raw_data()))},
+           {DNNL_ARG_DIFF_SRC, dnnl::memory(diff_src_, engine, ctx.output(0)->raw_data())}});
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(absl::StrCat("oneDNN pooling backward failed: ", e.what()));
@@ -353,11 +441,8 @@ class OnednnPoolGradKernel : public Kernel {
   }
 
  private:
-  bool max_;
-  dnnl::pooling_v2_forward forward_;
   dnnl::pooling_v2_backward backward_;
-  dnnl::memory::desc src_, dst_;
-  dnnl::memory workspace_, scratch_dst_;
+  dnnl::memory::desc diff_src_, diff_dst_;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPoolGrad(const KernelBuildContext& ctx) {
@@ -369,13 +454,14 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPoolGrad(const KernelBuildCon
     }
   }
   ASSIGN_OR_RETURN(PoolGeometry g, ResolveForNode(ctx.node, ctx.input_shapes));
+  if (g.max) return absl::UnimplementedError("oneDNN is used for AveragePoolGrad only");
   // ceil_mode's overhang becomes extra right padding, as in the forward kernel.
   std::vector<int64_t> pad_r(g.pads_end);
   for (int64_t i = 0; i < g.spatial_rank(); ++i) {
     const int64_t window = (g.kernel[i] - 1) * g.dilations[i] + 1;
     const int64_t needed = (g.out[i] - 1) * g.strides[i] + window - g.in[i] - g.pads_begin[i];
     if (needed > pad_r[i]) {
-      if (!g.max && g.count_include_pad) {
+      if (g.count_include_pad) {
         return absl::UnimplementedError(
             "ceil_mode overhang with count_include_pad: oneDNN would count it as padding");
       }
@@ -387,8 +473,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPoolGrad(const KernelBuildCon
                    conv_internal::PlainTag(x.size()));
   memory::desc dst(memory::dims(y.begin(), y.end()), memory::data_type::f32,
                    conv_internal::PlainTag(y.size()));
-  const dnnl::algorithm algorithm = g.max ? dnnl::algorithm::pooling_max
-                                    : g.count_include_pad
+  const dnnl::algorithm algorithm = g.count_include_pad
                                         ? dnnl::algorithm::pooling_avg_include_padding
                                         : dnnl::algorithm::pooling_avg_exclude_padding;
   memory::dims dilations;
@@ -402,11 +487,21 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPoolGrad(const KernelBuildCon
                                         memory::dims(g.kernel), dilations,
                                         memory::dims(g.pads_begin), memory::dims(pad_r));
     dnnl::pooling_v2_backward::primitive_desc bwd_pd(bwd, onednn::CpuEngine(), fwd_pd);
-    return std::unique_ptr<Kernel>(new OnednnPoolGradKernel(g.max, fwd_pd, bwd_pd));
+    return std::unique_ptr<Kernel>(new OnednnAveragePoolGradKernel(bwd_pd));
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(
         absl::StrCat("oneDNN has no pooling backward for this configuration: ", e.what()));
   }
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> BuildFastPoolGrad(const KernelBuildContext& ctx) {
+  const DataType dtype = ctx.input_dtypes[0];
+  if (dtype != DataType::kFloat32 && dtype != DataType::kFloat64) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the fast pooling backward supports float32 and float64, got ", DataTypeName(dtype)));
+  }
+  ASSIGN_OR_RETURN(PoolGeometry g, ResolveForNode(ctx.node, ctx.input_shapes));
+  return std::unique_ptr<Kernel>(new FastPoolGradKernel(g, dtype));
 }
 
 absl::StatusOr<std::unique_ptr<Kernel>> BuildReferencePoolGrad(const KernelBuildContext& ctx) {
@@ -419,7 +514,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildReferencePoolGrad(const KernelBuild
   return std::unique_ptr<Kernel>(new ReferencePoolGradKernel(g, dtype));
 }
 
-void RegisterPoolGrad(OpRegistry& registry, const std::string& op_type, int num_inputs) {
+void RegisterPoolGrad(OpRegistry& registry, const std::string& op_type, int num_inputs,
+                      std::vector<KernelCandidate> kernels) {
   OpSchema s;
   s.domain = "com.lasgd";
   s.op_type = op_type;
@@ -436,15 +532,19 @@ void RegisterPoolGrad(OpRegistry& registry, const std::string& op_type, int num_
     for (int64_t k : node.GetInts("kernel_shape")) taps *= static_cast<double>(k);
     return inputs.empty() ? 0.0 : static_cast<double>(NumElements(inputs.back())) * taps;
   };
-  s.kernels = {{"onednn", BuildOnednnPoolGrad}, {"reference", BuildReferencePoolGrad}};
+  s.kernels = std::move(kernels);
   registry.Register(std::move(s));
 }
 
 }  // namespace
 
 void RegisterPoolBackwardOps(OpRegistry& registry) {
-  RegisterPoolGrad(registry, "MaxPoolGrad", 2);
-  RegisterPoolGrad(registry, "AveragePoolGrad", 1);
+  RegisterPoolGrad(registry, "MaxPoolGrad", 2,
+                   {{"fast", BuildFastPoolGrad}, {"reference", BuildReferencePoolGrad}});
+  RegisterPoolGrad(registry, "AveragePoolGrad", 1,
+                   {{"onednn", BuildOnednnPoolGrad},
+                    {"fast", BuildFastPoolGrad},
+                    {"reference", BuildReferencePoolGrad}});
 }
 
 }  // namespace lasgd::ops::backward_internal
