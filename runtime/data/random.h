@@ -49,15 +49,24 @@ class Rng {
   }
   // Uniform in [0, 1).
   double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-  // Standard normal (Box-Muller; one draw per call keeps the stream simple).
+  // Standard normal (Box-Muller, both values of each pair used).
   double Normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
     double u1 = 1.0 - Uniform();  // (0, 1], so log is finite
     double u2 = Uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    double r = std::sqrt(-2.0 * std::log(u1)), theta = 6.283185307179586 * u2;
+    spare_ = r * std::sin(theta);
+    has_spare_ = true;
+    return r * std::cos(theta);
   }
 
  private:
   uint64_t state_;
+  double spare_ = 0;
+  bool has_spare_ = false;
 };
 
 }  // namespace lasgd::data
