@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -124,6 +125,8 @@ absl::Status TrainingSession::Init() {
   }
   CompileOptions options;
   options.num_threads = static_cast<int>(config_.train.threads);
+  // LASGD_PROFILE=1 prints where a training step spends its time at the end.
+  options.profile = std::getenv("LASGD_PROFILE") != nullptr;
   ASSIGN_OR_RETURN(train_, Executor::Create(program_.graph, options));
 
   data::DataLoaderOptions lo;
@@ -394,6 +397,7 @@ absl::Status TrainingSession::Train(FILE* log) {
     RETURN_IF_ERROR(Export(path));
     std::fprintf(log, "exported the trained model to %s\n", path.c_str());
   }
+  if (std::getenv("LASGD_PROFILE")) std::fputs(train_->ProfileReport(25).c_str(), log);
   if (test_data_) std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
   return absl::OkStatus();
 }
