@@ -8,6 +8,11 @@
 // which now pass, so the list can grow as ops land; with
 // LASGD_UPDATE_NODE_TEST_LIST=1 it rewrites the list with every passing test.
 //
+// The node tests feed shape-deciding inputs (Slice's starts, Reshape's shape,
+// Range's limits) at run time; lasgd compiles static shapes, so when a
+// compile asks for constants the harness bakes those inputs' values into the
+// graph and compiles once per data set.
+//
 // Environment:
 //   LASGD_ONNX_NODE_TEST_DIR     the node test folder (default: found by CMake)
 //   LASGD_UPDATE_NODE_TEST_LIST  1 = rewrite the list file from the scan
