@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -16,6 +17,21 @@
 #include "runtime/memory_plan.h"
 
 namespace lasgd::runtime {
+namespace {
+
+bool AllFinite(const Tensor& t) {
+  if (t.dtype() == DataType::kFloat32) {
+    const float* p = t.data<float>();
+    for (int64_t i = 0; i < t.num_elements(); ++i)
+      if (!std::isfinite(p[i])) return false;
+    return true;
+  }
+  for (int64_t i = 0; i < t.num_elements(); ++i)
+    if (!std::isfinite(t.GetAsDouble(i))) return false;
+  return true;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(graph::Graph graph,
                                                            const CompileOptions& options) {
@@ -99,11 +115,20 @@ absl::Status Executor::Build(const CompileOptions& options) {
     choices_.push_back(std::move(choice));
     steps_.push_back(std::move(step));
   }
-  // Graph outputs stay live to the end: they are copied out after the last step.
-  for (const graph::ValueInfo& out : graph_.outputs) {
-    auto it = slot_of_.find(out.name);
+  // Graph outputs and state-update sources stay live to the end: they are
+  // read after the last step.
+  std::vector<std::string> read_at_end;
+  for (const graph::ValueInfo& out : graph_.outputs) read_at_end.push_back(out.name);
+  for (const auto& [state, source] : graph_.state_updates) {
+    if (!slot_of_.count(state) || !graph_.IsInitializer(state)) {
+      return absl::InvalidArgumentError(absl::StrCat("state '", state, "' is not an initializer"));
+    }
+    read_at_end.push_back(source);
+  }
+  for (const std::string& name : read_at_end) {
+    auto it = slot_of_.find(name);
     if (it == slot_of_.end())
-      return absl::InternalError(absl::StrCat("graph output '", out.name, "' has no slot"));
+      return absl::InternalError(absl::StrCat("value '", name, "' read after the run has no slot"));
     auto req = request_of_slot.find(it->second);
     if (req != request_of_slot.end()) requests[req->second].last_step = n_steps;
   }
@@ -125,7 +150,7 @@ absl::Status Executor::Build(const CompileOptions& options) {
 }
 
 absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
-    const std::map<std::string, Tensor>& feeds) {
+    const std::map<std::string, Tensor>& feeds, const RunOptions& run_options) {
   if (num_threads_ > 0) omp_set_num_threads(num_threads_);
   for (const graph::ValueInfo& in : graph_.inputs) {
     auto it = feeds.find(in.name);
@@ -162,6 +187,13 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
         profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     absl::Status st = step.kernel->Run(ctx);
     if (!st.ok()) return WithContext(st, absl::StrCat("while running ", node.Describe()));
+    if (run_options.check_finite) {
+      for (size_t o = 0; o < outs.size(); ++o) {
+        if (!outs[o] || !IsFloatingPoint(outs[o]->dtype()) || AllFinite(*outs[o])) continue;
+        return absl::DataLossError(absl::StrCat(
+            node.Describe(), " produced a NaN or Inf in output '", node.outputs[o], "'"));
+      }
+    }
     if (profile_)
       step_seconds_[i] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -170,7 +202,26 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
   std::map<std::string, Tensor> results;
   for (const graph::ValueInfo& out : graph_.outputs)
     results[out.name] = slots_[slot_of_.at(out.name)].tensor.Clone();
+  if (!run_options.skip_updates_unless_finite.empty()) {
+    auto it = results.find(run_options.skip_updates_unless_finite);
+    if (it != results.end() && !AllFinite(it->second)) {
+      return absl::DataLossError(
+          absl::StrCat("'", it->first, "' is not finite; state updates skipped"));
+    }
+  }
+  // State updates (TrainingInfoProto's update_binding): the new values were
+  // all computed from the old ones, so writing them now is race-free.
+  for (const auto& [state, source] : graph_.state_updates) {
+    slots_[slot_of_.at(state)].tensor.CopyFrom(slots_[slot_of_.at(source)].tensor);
+  }
   return results;
+}
+
+std::map<std::string, Tensor> Executor::StateTensors() const {
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, source] : graph_.state_updates)
+    state[name] = slots_[slot_of_.at(name)].tensor;
+  return state;
 }
 
 std::string Executor::ProfileReport(int top_steps) const {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,20 @@ struct CompileOptions {
   int num_threads = 0;
   // Time every step of every Run (see ProfileReport).
   bool profile = false;
+  // Initializers that change between runs (parameters shared with another
+  // plan, e.g. an evaluation plan reading what training updates): kernels
+  // must not prepare them once. State-update targets are always mutable.
+  std::set<std::string> mutable_initializers;
+};
+
+struct RunOptions {
+  // Skip the state updates of this run (keep parameters and optimizer state)
+  // when this output holds a NaN or Inf; Run then fails with kDataLoss after
+  // computing outputs. "" = always apply them.
+  std::string skip_updates_unless_finite;
+  // Scan every node's floating-point outputs and fail at the first NaN/Inf,
+  // naming the node (slow: for diagnosing a non-finite loss).
+  bool check_finite = false;
 };
 
 struct KernelChoice {
@@ -41,7 +56,10 @@ class Executor {
 
   // Feeds every graph input by name (dtype and shape must match the compiled
   // ones exactly) and returns every graph output, owned by the caller.
-  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds);
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds,
+                                                    const RunOptions& run_options = {});
+  // The live state tensors (targets of Graph::state_updates) by name.
+  std::map<std::string, Tensor> StateTensors() const;
 
   const graph::Graph& graph() const { return graph_; }
   size_t arena_bytes() const { return arena_bytes_; }
