@@ -1,6 +1,8 @@
 // Conv, ConvTranspose and com.lasgd FusedConv: schemas, shape inference and
 // the geometry both kernel files share. Kernels live in conv_reference.cc and
 // conv_onednn.cc.
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -237,10 +239,18 @@ absl::StatusOr<ConvEpilogue> ResolveEpilogue(const graph::Node& node, size_t num
   e.has_residual = node.HasInput(3) && num_inputs > 3;
   std::string activation = node.GetString("activation", "");
   if (activation == "Relu") {
-    e.relu = true;
+    e.activation = ConvEpilogue::Activation::kRelu;
+  } else if (activation == "Clip") {
+    e.activation = ConvEpilogue::Activation::kClip;
+    e.clip_min = node.GetFloat("clip_min", -std::numeric_limits<float>::infinity());
+    e.clip_max = node.GetFloat("clip_max", std::numeric_limits<float>::infinity());
+    if (std::isnan(e.clip_min) || std::isnan(e.clip_max) || e.clip_min > e.clip_max) {
+      return Invalid(absl::StrCat("Clip activation needs clip_min <= clip_max, got ", e.clip_min,
+                                  " and ", e.clip_max));
+    }
   } else if (!activation.empty()) {
-    return Invalid(
-        absl::StrCat("attribute 'activation' must be \"\" or \"Relu\", got \"", activation, "\""));
+    return Invalid(absl::StrCat("attribute 'activation' must be \"\", \"Relu\" or \"Clip\", got \"",
+                                activation, "\""));
   }
   return e;
 }
@@ -382,9 +392,11 @@ void RegisterConvOps(OpRegistry& registry) {
     registry.Register(std::move(s));
   }
   {
-    // Conv (+ residual Z) (+ Relu), produced by the fusion pass from
-    // Conv -> Add -> Relu chains. The opset range is generous because the
-    // com.lasgd domain is versioned by us.
+    // activation(Conv(X, W, B) + Z), produced by the fusion pass
+    // (graph/passes/fuse_conv.cc) from Conv [-> Add] [-> Relu | Clip] chains.
+    // Attributes: Conv's, plus activation ("", "Relu" or "Clip") and, for
+    // Clip, clip_min / clip_max (default -inf / +inf). Z is optional. The
+    // opset range is generous because the com.lasgd domain is versioned by us.
     OpSchema s;
     s.domain = "com.lasgd";
     s.op_type = "FusedConv";

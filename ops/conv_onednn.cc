@@ -1,48 +1,150 @@
 // oneDNN kernels for Conv, FusedConv and ConvTranspose (float32).
 //
-// The primitive is created once per plan with format_tag::any for source,
-// weights and destination, so oneDNN picks its fast blocked layouts; every run
-// then reorders the executor's plain NC... tensors in and the result out. The
-// weights are reordered on every run too: in training they change each step.
+// The primitive is created with format_tag::any for source, weights and
+// destination, so oneDNN picks its fast blocked layouts. Where the executor
+// stores X, Y or Z differently (plain NCHW, unless the plan chose the blocked
+// layout for them: AcceptsBlockedLayout / UseBlockedLayouts), every run
+// reorders between the two. Weights the plan marks constant are reordered
+// once, on the first run; others (trainable weights) on every run.
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "ops/conv_util.h"
+#include "ops/onednn_layout.h"
 
 namespace lasgd::ops::conv_internal {
 namespace {
 
 using dnnl::memory;
+using onednn::Operand;
 using tag = dnnl::memory::format_tag;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
-// A tensor argument in the executor's plain layout and, when oneDNN chose a
-// different one, the internal buffer and reorder that bridge the two.
-struct Operand {
-  memory::desc plain;
-  memory internal;  // empty when the primitive works on the plain layout
-  dnnl::reorder to_internal, to_plain;
-
-  void Init(const memory::desc& plain_desc, const memory::desc& chosen, bool is_output) {
-    plain = plain_desc;
-    if (chosen == plain_desc) return;
-    internal = memory(chosen, DnnlEngine());
-    if (is_output) {
-      to_plain = dnnl::reorder(internal, memory(plain_desc, DnnlEngine(), DNNL_MEMORY_NONE));
-    } else {
-      to_internal = dnnl::reorder(memory(plain_desc, DnnlEngine(), DNNL_MEMORY_NONE), internal);
-    }
-  }
-  bool reordered() const { return static_cast<bool>(internal); }
+// Everything needed to (re)create the primitive for given layouts.
+struct ConvSetup {
+  bool transpose = false;
+  ConvEpilogue epilogue;
+  memory::dims src_dims, wei_dims, dst_dims, strides, dilates, pad_l, pad_r;
+  memory::desc wei_plain, bias_desc;
+  bool has_bias = false;
+  bool constant_weights = false;
 };
 
 class OnednnConvKernel : public Kernel {
  public:
+  explicit OnednnConvKernel(ConvSetup setup) : s_(std::move(setup)) {}
+
+  // Creates the primitive for X / Y / Z stored blocked or plain; with
+  // `fixed`, blocked X and Y are imposed on oneDNN instead of left to it.
+  absl::Status Create(bool src_blocked, bool dst_blocked, bool z_blocked, bool fixed) {
+    const auto f32 = memory::data_type::f32;
+    const Shape src_shape(s_.src_dims.begin(), s_.src_dims.end());
+    const Shape dst_shape(s_.dst_dims.begin(), s_.dst_dims.end());
+    memory::desc src_any(s_.src_dims, f32, tag::any), wei_any(s_.wei_dims, f32, tag::any),
+        dst_any(s_.dst_dims, f32, tag::any);
+    if (fixed && src_blocked) src_any = onednn::BlockedDesc(src_shape);
+    if (fixed && dst_blocked) dst_any = onednn::BlockedDesc(dst_shape);
+
+    dnnl::primitive_attr attr;
+    dnnl::post_ops ops;
+    if (s_.epilogue.has_residual) ops.append_sum(1.f);
+    switch (s_.epilogue.activation) {
+      case ConvEpilogue::Activation::kRelu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        break;
+      case ConvEpilogue::Activation::kClip:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, s_.epilogue.clip_min,
+                           s_.epilogue.clip_max);
+        break;
+      case ConvEpilogue::Activation::kNone:
+        break;
+    }
+    attr.set_post_ops(ops);
+
+    memory::desc src_md, wei_md, dst_md;
+    const auto prop = dnnl::prop_kind::forward_inference;
+    if (!s_.transpose) {
+      const auto alg = dnnl::algorithm::convolution_direct;
+      auto desc =
+          s_.has_bias
+              ? dnnl::convolution_forward::desc(prop, alg, src_any, wei_any, s_.bias_desc, dst_any,
+                                                s_.strides, s_.dilates, s_.pad_l, s_.pad_r)
+              : dnnl::convolution_forward::desc(prop, alg, src_any, wei_any, dst_any, s_.strides,
+                                                s_.dilates, s_.pad_l, s_.pad_r);
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, DnnlEngine());
+      if (fixed && absl::StrContains(pd.impl_info_str(), "ref")) {
+        return absl::UnimplementedError("only oneDNN's reference convolution takes these layouts");
+      }
+      src_md = pd.src_desc();
+      wei_md = pd.weights_desc();
+      dst_md = pd.dst_desc();
+      primitive_ = dnnl::convolution_forward(pd);
+    } else {
+      const auto alg = dnnl::algorithm::deconvolution_direct;
+      auto desc = s_.has_bias ? dnnl::deconvolution_forward::desc(prop, alg, src_any, wei_any,
+                                                                  s_.bias_desc, dst_any, s_.strides,
+                                                                  s_.dilates, s_.pad_l, s_.pad_r)
+                              : dnnl::deconvolution_forward::desc(prop, alg, src_any, wei_any,
+                                                                  dst_any, s_.strides, s_.dilates,
+                                                                  s_.pad_l, s_.pad_r);
+      dnnl::deconvolution_forward::primitive_desc pd(desc, attr, DnnlEngine());
+      if (fixed && absl::StrContains(pd.impl_info_str(), "ref")) {
+        return absl::UnimplementedError("only oneDNN's reference convolution takes these layouts");
+      }
+      src_md = pd.src_desc();
+      wei_md = pd.weights_desc();
+      dst_md = pd.dst_desc();
+      primitive_ = dnnl::deconvolution_forward(pd);
+    }
+    src_.Init(onednn::StoredDesc(src_shape, src_blocked), src_md, /*is_output=*/false);
+    weights_.Init(s_.wei_plain, wei_md, /*is_output=*/false);
+    dst_.Init(onednn::StoredDesc(dst_shape, dst_blocked), dst_md, /*is_output=*/true);
+    z_stored_ = onednn::StoredDesc(dst_shape, z_blocked);
+    z_reorder_ = dnnl::reorder();
+    if (s_.epilogue.has_residual && !onednn::SamePhysicalLayout(z_stored_, dst_md)) {
+      z_reorder_ = dnnl::reorder(memory(z_stored_, DnnlEngine(), DNNL_MEMORY_NONE),
+                                 memory(dst_md, DnnlEngine(), DNNL_MEMORY_NONE));
+    }
+    return absl::OkStatus();
+  }
+
+  bool AcceptsBlockedLayout(bool output, size_t index) const override {
+    // Natively blocked: what oneDNN picked on its own when asked for `any`.
+    const bool two_d = s_.src_dims.size() == 4;
+    if (!two_d) return false;
+    const Shape src_shape(s_.src_dims.begin(), s_.src_dims.end());
+    const Shape dst_shape(s_.dst_dims.begin(), s_.dst_dims.end());
+    if (output) return index == 0 && dst_.wanted() == onednn::BlockedDesc(dst_shape);
+    if (index == 0) return src_.wanted() == onednn::BlockedDesc(src_shape);
+    if (index == 3)
+      return s_.epilogue.has_residual && dst_.wanted() == onednn::BlockedDesc(dst_shape);
+    return false;
+  }
+
+  absl::Status UseBlockedLayouts(const std::vector<bool>& inputs,
+                                 const std::vector<bool>& outputs) override {
+    auto flag = [](const std::vector<bool>& v, size_t i) { return i < v.size() && v[i]; };
+    const bool src = flag(inputs, 0), dst = flag(outputs, 0), z = flag(inputs, 3);
+    if (!src && !dst && !z) return absl::OkStatus();
+    try {
+      if (Create(src, dst, z, /*fixed=*/true).ok()) return absl::OkStatus();
+    } catch (const dnnl::error&) {
+      // Fall back to oneDNN's own choice below, bridged by reorders.
+    }
+    try {
+      return Create(src, dst, z, /*fixed=*/false);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN convolution: ", e.what()));
+    }
+  }
+
   absl::Status Run(KernelContext& ctx) override {
     try {
       return RunOrThrow(ctx);
@@ -51,55 +153,45 @@ class OnednnConvKernel : public Kernel {
     }
   }
 
-  // Everything below is set by the factory.
-  dnnl::primitive primitive;
-  Operand src, weights, dst;
-  memory::desc bias_desc;
-  bool has_bias = false;
-  bool has_residual = false;
-  // Reorders Z from the plain layout into dst's internal one (blocked dst only).
-  dnnl::reorder residual_to_internal;
-
  private:
   absl::Status RunOrThrow(KernelContext& ctx) {
-    dnnl::engine& eng = DnnlEngine();
     dnnl::stream& stream = DnnlStream();
-    auto user = [&](const memory::desc& md, const void* data) {
-      return memory(md, eng, const_cast<void*>(data));
-    };
     Tensor* y = ctx.output(0);
-    memory x_user = user(src.plain, ctx.input(0)->raw_data());
-    memory w_user = user(weights.plain, ctx.input(1)->raw_data());
-    memory y_user = user(dst.plain, y->raw_data());
-
-    memory x_mem = x_user, w_mem = w_user, y_mem = y_user;
-    if (src.reordered()) {
-      src.to_internal.execute(stream, x_user, src.internal);
-      x_mem = src.internal;
+    if (s_.constant_weights && !weights_.prepared()) {
+      weights_.Prepare(ctx.input(1)->raw_data(), stream);
     }
-    if (weights.reordered()) {
-      weights.to_internal.execute(stream, w_user, weights.internal);
-      w_mem = weights.internal;
-    }
-    if (dst.reordered()) y_mem = dst.internal;
-    if (has_residual) {
-      // The sum post-op accumulates into dst, so dst must hold Z first.
-      const Tensor* z = ctx.input(3);
-      if (dst.reordered()) {
-        memory z_user = user(dst.plain, z->raw_data());
-        residual_to_internal.execute(stream, z_user, dst.internal);
-      } else if (z->raw_data() != y->raw_data()) {
-        std::memcpy(y->raw_data(), z->raw_data(), y->nbytes());
+    memory x_mem = src_.In(ctx.input(0)->raw_data(), stream);
+    memory w_mem = weights_.In(ctx.input(1)->raw_data(), stream);
+    memory y_mem = dst_.Target(y->raw_data());
+    if (s_.epilogue.has_residual) {
+      // The sum post-op accumulates into what the primitive writes, so that
+      // buffer must hold Z (in the primitive's dst layout) first.
+      const void* z = ctx.input(3)->raw_data();
+      if (z_reorder_) {
+        memory z_mem(z_stored_, DnnlEngine(), const_cast<void*>(z));
+        z_reorder_.execute(stream, z_mem, y_mem);
+      } else if (z != y_mem.get_data_handle()) {
+        std::memcpy(y_mem.get_data_handle(), z, z_stored_.get_size());
       }
     }
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, y_mem}};
-    if (has_bias) args[DNNL_ARG_BIAS] = user(bias_desc, ctx.input(2)->raw_data());
-    primitive.execute(stream, args);
-    if (dst.reordered()) dst.to_plain.execute(stream, dst.internal, y_user);
+    if (s_.has_bias) {
+      args[DNNL_ARG_BIAS] =
+          memory(s_.bias_desc, DnnlEngine(), const_cast<void*>(ctx.input(2)->raw_data()));
+    }
+    primitive_.execute(stream, args);
+    dst_.Out(y->raw_data(), stream);
     stream.wait();
     return absl::OkStatus();
   }
+
+  ConvSetup s_;
+  dnnl::primitive primitive_;
+  Operand src_, weights_, dst_;
+  // Z as stored, and the reorder into the primitive's dst layout when the two differ.
+  memory::desc z_stored_;
+  dnnl::reorder z_reorder_;
 };
 
 absl::Status CheckOnednnSupport(const KernelBuildContext& ctx, const ConvGeometry& g) {
@@ -126,101 +218,55 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednn(const KernelBuildContext& ct
   if (!geometry.ok()) return geometry.status();
   const ConvGeometry& g = *geometry;
   RETURN_IF_ERROR(CheckOnednnSupport(ctx, g));
-  ASSIGN_OR_RETURN(ConvEpilogue epilogue, ResolveEpilogue(ctx.node, ctx.input_shapes.size()));
+  ConvSetup s;
+  ASSIGN_OR_RETURN(s.epilogue, ResolveEpilogue(ctx.node, ctx.input_shapes.size()));
+  s.transpose = transpose;
 
   const int64_t nsp = g.spatial_rank();
   const auto f32 = memory::data_type::f32;
-  memory::dims src_dims = {g.batch, g.in_channels};
-  memory::dims dst_dims = {g.batch, g.out_channels};
+  s.src_dims = {g.batch, g.in_channels};
+  s.dst_dims = {g.batch, g.out_channels};
   for (int64_t i = 0; i < nsp; ++i) {
-    src_dims.push_back(g.in_spatial[i]);
-    dst_dims.push_back(g.out_spatial[i]);
+    s.src_dims.push_back(g.in_spatial[i]);
+    s.dst_dims.push_back(g.out_spatial[i]);
   }
   // Weights: oneDNN always wants (O, I, k...) dims, or (G, O/G, I/G, k...)
   // when grouped. ONNX Conv's W is stored exactly like that; ConvTranspose's
   // W is (I, O/G, k...), i.e. (G, I/G, O/G, k...): the same dims with the
   // first two non-group axes swapped in memory.
-  memory::dims wei_dims;
-  if (g.group > 1) wei_dims.push_back(g.group);
-  wei_dims.push_back(g.out_channels / g.group);
-  wei_dims.push_back(g.in_channels / g.group);
-  for (int64_t k : g.kernel) wei_dims.push_back(k);
-  memory::desc wei_plain;
+  if (g.group > 1) s.wei_dims.push_back(g.group);
+  s.wei_dims.push_back(g.out_channels / g.group);
+  s.wei_dims.push_back(g.in_channels / g.group);
+  for (int64_t k : g.kernel) s.wei_dims.push_back(k);
   if (!transpose) {
-    wei_plain = memory::desc(wei_dims, f32, PlainTag(wei_dims.size()));
+    s.wei_plain = memory::desc(s.wei_dims, f32, PlainTag(s.wei_dims.size()));
   } else {
     static const tag kIo[] = {tag::bac, tag::bacd, tag::bacde};  // (O, I, k...) stored I, O
     static const tag kGio[] = {tag::acbd, tag::acbde,
                                tag::acbdef};  // (G, O, I, k...) stored G, I, O
-    wei_plain = memory::desc(wei_dims, f32, g.group > 1 ? kGio[nsp - 1] : kIo[nsp - 1]);
+    s.wei_plain = memory::desc(s.wei_dims, f32, g.group > 1 ? kGio[nsp - 1] : kIo[nsp - 1]);
   }
-  memory::desc src_plain(src_dims, f32, PlainTag(src_dims.size()));
-  memory::desc dst_plain(dst_dims, f32, PlainTag(dst_dims.size()));
-  memory::desc src_any(src_dims, f32, tag::any);
-  memory::desc wei_any(wei_dims, f32, tag::any);
-  memory::desc dst_any(dst_dims, f32, tag::any);
-  const bool has_bias = ctx.node.HasInput(2) && ctx.input_shapes.size() > 2;
-  memory::desc bias_desc = has_bias ? memory::desc({g.out_channels}, f32, tag::a) : memory::desc();
+  s.has_bias = ctx.node.HasInput(2) && ctx.input_shapes.size() > 2;
+  if (s.has_bias) s.bias_desc = memory::desc({g.out_channels}, f32, tag::a);
+  s.constant_weights = ctx.constant_input(1) != nullptr;
 
-  memory::dims strides = Dims(g.strides), pad_l = Dims(g.pads_begin), pad_r = Dims(g.pads_end);
-  memory::dims dilates;
-  for (int64_t d : g.dilations) dilates.push_back(d - 1);  // oneDNN counts the gaps
+  s.strides = Dims(g.strides);
+  s.pad_l = Dims(g.pads_begin);
+  s.pad_r = Dims(g.pads_end);
+  for (int64_t d : g.dilations) s.dilates.push_back(d - 1);  // oneDNN counts the gaps
   if (transpose) {
     // output_padding enlarges the end of the output: less padding removed there.
-    for (int64_t i = 0; i < nsp; ++i) pad_r[i] -= g.output_padding[i];
+    for (int64_t i = 0; i < nsp; ++i) s.pad_r[i] -= g.output_padding[i];
   }
 
-  dnnl::primitive_attr attr;
-  dnnl::post_ops ops;
-  if (epilogue.has_residual) ops.append_sum(1.f);
-  if (epilogue.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-  attr.set_post_ops(ops);
-
-  auto kernel = std::make_unique<OnednnConvKernel>();
+  auto kernel = std::make_unique<OnednnConvKernel>(std::move(s));
   try {
-    memory::desc src_md, wei_md, dst_md;
-    if (!transpose) {
-      dnnl::convolution_forward::desc desc =
-          has_bias ? dnnl::convolution_forward::desc(
-                         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                         src_any, wei_any, bias_desc, dst_any, strides, dilates, pad_l, pad_r)
-                   : dnnl::convolution_forward::desc(
-                         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                         src_any, wei_any, dst_any, strides, dilates, pad_l, pad_r);
-      dnnl::convolution_forward::primitive_desc pd(desc, attr, DnnlEngine());
-      src_md = pd.src_desc();
-      wei_md = pd.weights_desc();
-      dst_md = pd.dst_desc();
-      kernel->primitive = dnnl::convolution_forward(pd);
-    } else {
-      dnnl::deconvolution_forward::desc desc =
-          has_bias ? dnnl::deconvolution_forward::desc(
-                         dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                         src_any, wei_any, bias_desc, dst_any, strides, dilates, pad_l, pad_r)
-                   : dnnl::deconvolution_forward::desc(
-                         dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                         src_any, wei_any, dst_any, strides, dilates, pad_l, pad_r);
-      dnnl::deconvolution_forward::primitive_desc pd(desc, attr, DnnlEngine());
-      src_md = pd.src_desc();
-      wei_md = pd.weights_desc();
-      dst_md = pd.dst_desc();
-      kernel->primitive = dnnl::deconvolution_forward(pd);
-    }
-    kernel->src.Init(src_plain, src_md, /*is_output=*/false);
-    kernel->weights.Init(wei_plain, wei_md, /*is_output=*/false);
-    kernel->dst.Init(dst_plain, dst_md, /*is_output=*/true);
-    if (epilogue.has_residual && kernel->dst.reordered()) {
-      kernel->residual_to_internal =
-          dnnl::reorder(memory(dst_plain, DnnlEngine(), DNNL_MEMORY_NONE), kernel->dst.internal);
-    }
+    RETURN_IF_ERROR(kernel->Create(false, false, false, /*fixed=*/false));
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(absl::StrCat("oneDNN has no ",
                                                  transpose ? "deconvolution" : "convolution",
                                                  " for this configuration: ", e.what()));
   }
-  kernel->bias_desc = bias_desc;
-  kernel->has_bias = has_bias;
-  kernel->has_residual = epilogue.has_residual;
   return std::unique_ptr<Kernel>(std::move(kernel));
 }
 

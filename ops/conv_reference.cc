@@ -40,7 +40,7 @@ Geometry3d To3d(const ConvGeometry& g) {
 
 template <typename T>
 void ConvForward(const Geometry3d& g, const T* x, const T* w, const T* bias, const T* residual,
-                 bool relu, T* y) {
+                 const ConvEpilogue& epilogue, T* y) {
   const int64_t cin_g = g.c / g.group, cout_g = g.m / g.group;
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2];
   const int64_t out_plane = g.out[0] * g.out[1] * g.out[2];
@@ -74,8 +74,7 @@ void ConvForward(const Geometry3d& g, const T* x, const T* w, const T* bias, con
             }
             const int64_t o = (od * g.out[1] + oh) * g.out[2] + ow;
             if (residual) acc += static_cast<double>(residual[(n * g.m + m) * out_plane + o]);
-            if (relu && acc < 0) acc = 0;
-            yp[o] = static_cast<T>(acc);
+            yp[o] = static_cast<T>(epilogue.Apply(acc));
           }
         }
       }
@@ -160,9 +159,9 @@ class ReferenceConvKernel : public Kernel {
       // Z shares the output's memory (in-place residual): keep a copy, since
       // the loops write y before reading all of z.
       std::vector<T> copy(z, z + ctx.output(0)->num_elements());
-      ConvForward<T>(g_, x, w, b, copy.data(), epilogue_.relu, y);
+      ConvForward<T>(g_, x, w, b, copy.data(), epilogue_, y);
     } else {
-      ConvForward<T>(g_, x, w, b, z, epilogue_.relu, y);
+      ConvForward<T>(g_, x, w, b, z, epilogue_, y);
     }
     return absl::OkStatus();
   }

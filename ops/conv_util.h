@@ -12,22 +12,16 @@
 #include "absl/status/statusor.h"
 #include "graph/graph.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "ops/onednn_engine.h"
 #include "ops/op_registry.h"
 #include "runtime/tensor.h"
 
 namespace lasgd::ops::conv_internal {
 
-// oneDNN wants one engine per process (so that primitives built on it can be
-// reused); a dnnl::stream must not be shared between threads, and kernels of
-// different plans may run concurrently, hence one stream per thread.
-inline dnnl::engine& DnnlEngine() {
-  static dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
-  return *engine;
-}
-inline dnnl::stream& DnnlStream() {
-  thread_local dnnl::stream stream(DnnlEngine());
-  return stream;
-}
+// The process-wide oneDNN engine and this thread's stream (ops/onednn_engine.h):
+// memory and primitives of every oneDNN kernel must live on the same engine.
+inline dnnl::engine& DnnlEngine() { return onednn::CpuEngine(); }
+inline dnnl::stream& DnnlStream() { return onednn::CpuStream(); }
 
 // Plain (row-major NC...) oneDNN layout for a tensor of `rank` dims.
 inline dnnl::memory::format_tag PlainTag(int64_t rank) {
@@ -79,10 +73,26 @@ absl::StatusOr<ConvGeometry> ResolveConvGeometry(const graph::Node& node, const 
 absl::StatusOr<ConvGeometry> ResolveConvTransposeGeometry(const graph::Node& node, const Shape& x,
                                                           const Shape& w);
 
-// How the kernels treat the extra inputs of FusedConv.
+// How the kernels treat the extra inputs and attributes of FusedConv:
+//   Y = activation(conv(X, W) + B + Z)
+// with activation "" (none), "Relu", or "Clip" (to [clip_min, clip_max]).
 struct ConvEpilogue {
+  enum class Activation { kNone, kRelu, kClip };
   bool has_residual = false;  // input 3 (Z) is added to the result
-  bool relu = false;          // applied after the residual add
+  Activation activation = Activation::kNone;
+  float clip_min = 0, clip_max = 0;  // kClip only
+
+  // The activation applied to one value (the reference kernel's definition).
+  double Apply(double v) const {
+    switch (activation) {
+      case Activation::kRelu:
+        return v < 0 ? 0 : v;
+      case Activation::kClip:
+        return v < clip_min ? clip_min : (v > clip_max ? clip_max : v);
+      default:
+        return v;
+    }
+  }
 };
 absl::StatusOr<ConvEpilogue> ResolveEpilogue(const graph::Node& node, size_t num_inputs);
 

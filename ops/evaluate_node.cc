@@ -73,7 +73,7 @@ absl::StatusOr<std::vector<Tensor>> EvaluateNode(const graph::Node& node, int64_
   }
   InferenceContext ictx(node, opset, values, dtypes, shapes);
   RETURN_IF_ERROR(InferNode(*schema, ictx));
-  KernelBuildContext bctx{node, opset, dtypes, shapes, {}, {}};
+  KernelBuildContext bctx{node, opset, dtypes, shapes, {}, {}, {}};
   std::vector<Tensor> outputs(node.outputs.size());
   std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
   for (size_t i = 0; i < node.outputs.size(); ++i) {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "ops/onednn_engine.h"
+#include "ops/onednn_layout.h"
 #include "ops/op_registry.h"
 
 namespace lasgd::ops {
@@ -180,11 +181,26 @@ memory::desc PlainDesc(const memory::dims& dims) {
   return memory::desc(dims, memory::data_type::f32, memory::dims(strides.begin(), strides.end()));
 }
 
+// The same tensor with the layout left to oneDNN.
+memory::desc AnyLayout(const memory::desc& md) {
+  return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
+}
+
 // A oneDNN matmul whose primitive is created once, when the plan is built.
+// B is read as stored (`weights_stored`) on every run, unless the plan marks
+// it constant: then the primitive picks B's layout and B is reordered into it
+// once, on the first run.
 class OnednnMatMulKernel : public Kernel {
  public:
-  OnednnMatMulKernel(dnnl::matmul::primitive_desc pd, bool has_bias, bool prefill_dst)
-      : pd_(std::move(pd)), primitive_(pd_), has_bias_(has_bias), prefill_dst_(prefill_dst) {}
+  OnednnMatMulKernel(dnnl::matmul::primitive_desc pd, bool has_bias, bool prefill_dst,
+                     const memory::desc& weights_stored, bool constant_weights)
+      : pd_(std::move(pd)),
+        primitive_(pd_),
+        has_bias_(has_bias),
+        prefill_dst_(prefill_dst),
+        constant_weights_(constant_weights) {
+    weights_.Init(weights_stored, pd_.weights_desc(), /*is_output=*/false);
+  }
 
   // For Gemm's sum post-op path: writes beta * C (broadcast) into Y first.
   void set_prefill(double beta, int64_t c_rows, int64_t c_cols) {
@@ -198,16 +214,17 @@ class OnednnMatMulKernel : public Kernel {
     if (prefill_dst_) PrefillWithC(*ctx.input(2), y);
     dnnl::engine& engine = onednn::CpuEngine();
     memory src(pd_.src_desc(), engine, const_cast<void*>(ctx.input(0)->raw_data()));
-    memory weights(pd_.weights_desc(), engine, const_cast<void*>(ctx.input(1)->raw_data()));
     memory dst(pd_.dst_desc(), engine, y.raw_data());
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-    if (has_bias_) {
-      args.emplace(DNNL_ARG_BIAS,
-                   memory(pd_.bias_desc(), engine, const_cast<void*>(ctx.input(2)->raw_data())));
-    }
     try {
       dnnl::stream& stream = onednn::CpuStream();
+      const void* b = ctx.input(1)->raw_data();
+      if (constant_weights_ && !weights_.prepared()) weights_.Prepare(b, stream);
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_.In(b, stream)}, {DNNL_ARG_DST, dst}};
+      if (has_bias_) {
+        args.emplace(DNNL_ARG_BIAS,
+                     memory(pd_.bias_desc(), engine, const_cast<void*>(ctx.input(2)->raw_data())));
+      }
       primitive_.execute(stream, args);
       stream.wait();
     } catch (const dnnl::error& e) {
@@ -233,6 +250,8 @@ class OnednnMatMulKernel : public Kernel {
   dnnl::matmul primitive_;
   bool has_bias_;
   bool prefill_dst_;
+  bool constant_weights_;
+  onednn::Operand weights_;
   double beta_ = 0;
   int64_t c_rows_ = 1, c_cols_ = 1;
 };
@@ -274,10 +293,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnMatMul(const KernelBuildConte
     weights = PlainDesc(wd);
     dst = PlainDesc(dd);
   }
+  const bool constant_b = ctx.constant_input(1) != nullptr;
   try {
-    dnnl::matmul::desc desc(src, weights, dst);
+    dnnl::matmul::desc desc(src, constant_b ? AnyLayout(weights) : weights, dst);
     dnnl::matmul::primitive_desc pd(desc, onednn::CpuEngine());
-    return std::unique_ptr<Kernel>(new OnednnMatMulKernel(std::move(pd), false, false));
+    return std::unique_ptr<Kernel>(
+        new OnednnMatMulKernel(std::move(pd), false, false, weights, constant_b));
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(absl::StrCat("oneDNN refused this matmul: ", e.what()));
   }
@@ -464,13 +485,16 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnGemm(const KernelBuildContext
                        p.trans_b ? memory::dims{1, p.k} : memory::dims{p.n, 1});
   memory::desc dst = PlainDesc({p.m, p.n});
   const bool use_c = p.has_c && p.beta != 0;
+  const bool constant_b = ctx.constant_input(1) != nullptr;
+  const memory::desc weights_wanted = constant_b ? AnyLayout(weights) : weights;
   try {
     if (use_c && p.alpha == 1 && p.beta == 1) {
       // The Linear-layer case: C is a bias that oneDNN adds itself.
       try {
-        dnnl::matmul::desc desc(src, weights, PlainDesc({p.c_rows, p.c_cols}), dst);
+        dnnl::matmul::desc desc(src, weights_wanted, PlainDesc({p.c_rows, p.c_cols}), dst);
         dnnl::matmul::primitive_desc pd(desc, onednn::CpuEngine());
-        return std::unique_ptr<Kernel>(new OnednnMatMulKernel(std::move(pd), true, false));
+        return std::unique_ptr<Kernel>(
+            new OnednnMatMulKernel(std::move(pd), true, false, weights, constant_b));
       } catch (const dnnl::error&) {
         // Fall through to the general path below.
       }
@@ -483,9 +507,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnGemm(const KernelBuildContext
       ops.append_sum(1.0f);
       attr.set_post_ops(ops);
     }
-    dnnl::matmul::desc desc(src, weights, dst);
+    dnnl::matmul::desc desc(src, weights_wanted, dst);
     dnnl::matmul::primitive_desc pd(desc, attr, onednn::CpuEngine());
-    auto kernel = std::make_unique<OnednnMatMulKernel>(std::move(pd), false, use_c);
+    auto kernel =
+        std::make_unique<OnednnMatMulKernel>(std::move(pd), false, use_c, weights, constant_b);
     kernel->set_prefill(p.beta, p.c_rows, p.c_cols);
     return std::unique_ptr<Kernel>(std::move(kernel));
   } catch (const dnnl::error& e) {

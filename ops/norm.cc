@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "ops/onednn_engine.h"
+#include "ops/onednn_layout.h"
 #include "ops/op_registry.h"
 
 namespace lasgd::ops {
@@ -196,34 +197,68 @@ class BatchNormReferenceKernel : public Kernel {
   BatchNormConfig cfg_;
 };
 
+// oneDNN batch normalization. Inference on 4-D float32 data may also read
+// and write the channel-blocked layout (ops/onednn_layout.h) when the plan
+// stores X or Y that way.
 class BatchNormOnednnKernel : public Kernel {
  public:
-  BatchNormOnednnKernel(BatchNormConfig cfg, dnnl::batch_normalization_forward::primitive_desc pd)
-      : cfg_(cfg), pd_(std::move(pd)), primitive_(pd_) {}
+  BatchNormOnednnKernel(BatchNormConfig cfg, Shape x, dnnl::memory::desc data_md, bool blocked_ok)
+      : cfg_(cfg), x_(std::move(x)), data_md_(data_md), blocked_ok_(blocked_ok) {}
+
+  // Computes on `data_md_` (plain) unless X or Y is stored blocked.
+  void Create(bool src_blocked, bool dst_blocked) {
+    const bool blocked = src_blocked || dst_blocked;
+    dnnl::memory::desc md = blocked ? onednn::BlockedDesc(x_) : data_md_;
+    pd_ = MakeBatchNormPd(cfg_, md);
+    primitive_ = dnnl::batch_normalization_forward(pd_);
+    src_.Init(src_blocked ? onednn::BlockedDesc(x_) : data_md_, pd_.src_desc(), false);
+    dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : data_md_, pd_.dst_desc(), true);
+  }
+
+  bool AcceptsBlockedLayout(bool, size_t index) const override { return index == 0 && blocked_ok_; }
+  absl::Status UseBlockedLayouts(const std::vector<bool>& inputs,
+                                 const std::vector<bool>& outputs) override {
+    try {
+      Create(!inputs.empty() && inputs[0], !outputs.empty() && outputs[0]);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN batch normalization: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+  static dnnl::batch_normalization_forward::primitive_desc MakeBatchNormPd(
+      const BatchNormConfig& cfg, const dnnl::memory::desc& md) {
+    auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    if (!cfg.training) flags = flags | dnnl::normalization_flags::use_global_stats;
+    dnnl::batch_normalization_forward::desc desc(
+        cfg.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, md,
+        static_cast<float>(cfg.epsilon), flags);
+    return dnnl::batch_normalization_forward::primitive_desc(desc, onednn::CpuEngine());
+  }
 
   absl::Status Run(KernelContext& ctx) override {
     using dnnl::memory;
     dnnl::engine& engine = onednn::CpuEngine();
     auto in = [&](size_t i) { return const_cast<void*>(ctx.input(i)->raw_data()); };
     memory::desc channel_md({cfg_.channels}, memory::data_type::f32, memory::format_tag::a);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(pd_.src_desc(), engine, in(0))},
-        {DNNL_ARG_DST, memory(pd_.dst_desc(), engine, ctx.output(0)->raw_data())},
-        {DNNL_ARG_SCALE, memory(channel_md, engine, in(1))},
-        {DNNL_ARG_SHIFT, memory(channel_md, engine, in(2))}};
     std::vector<float> batch_mean, batch_var;
-    if (cfg_.training) {
-      batch_mean.resize(cfg_.channels);
-      batch_var.resize(cfg_.channels);
-      args.emplace(DNNL_ARG_MEAN, memory(channel_md, engine, batch_mean.data()));
-      args.emplace(DNNL_ARG_VARIANCE, memory(channel_md, engine, batch_var.data()));
-    } else {
-      args.emplace(DNNL_ARG_MEAN, memory(channel_md, engine, in(3)));
-      args.emplace(DNNL_ARG_VARIANCE, memory(channel_md, engine, in(4)));
-    }
     try {
       dnnl::stream& stream = onednn::CpuStream();
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_.In(in(0), stream)},
+                                           {DNNL_ARG_DST, dst_.Target(ctx.output(0)->raw_data())},
+                                           {DNNL_ARG_SCALE, memory(channel_md, engine, in(1))},
+                                           {DNNL_ARG_SHIFT, memory(channel_md, engine, in(2))}};
+      if (cfg_.training) {
+        batch_mean.resize(cfg_.channels);
+        batch_var.resize(cfg_.channels);
+        args.emplace(DNNL_ARG_MEAN, memory(channel_md, engine, batch_mean.data()));
+        args.emplace(DNNL_ARG_VARIANCE, memory(channel_md, engine, batch_var.data()));
+      } else {
+        args.emplace(DNNL_ARG_MEAN, memory(channel_md, engine, in(3)));
+        args.emplace(DNNL_ARG_VARIANCE, memory(channel_md, engine, in(4)));
+      }
       primitive_.execute(stream, args);
+      dst_.Out(ctx.output(0)->raw_data(), stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(absl::StrCat("oneDNN batch normalization failed: ", e.what()));
@@ -237,8 +272,12 @@ class BatchNormOnednnKernel : public Kernel {
 
  private:
   BatchNormConfig cfg_;
+  Shape x_;
+  dnnl::memory::desc data_md_;
+  bool blocked_ok_;
   dnnl::batch_normalization_forward::primitive_desc pd_;
   dnnl::batch_normalization_forward primitive_;
+  onednn::Operand src_, dst_;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildContext& ctx) {
@@ -250,7 +289,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildCo
                        " is ", DataTypeName(ctx.input_dtypes[i])));
     }
   }
-  BatchNormConfig cfg = GetBatchNormConfig(ctx.node, ctx.opset, ctx.input_shapes[0]);
+  const Shape& x = ctx.input_shapes[0];
+  BatchNormConfig cfg = GetBatchNormConfig(ctx.node, ctx.opset, x);
   if (cfg.n * cfg.channels * cfg.inner == 0) {
     return absl::UnimplementedError("an empty dimension; left to the reference kernel");
   }
@@ -262,19 +302,22 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildCo
           ? memory::desc({cfg.n, cfg.channels}, memory::data_type::f32, memory::format_tag::nc)
           : memory::desc({cfg.n, cfg.channels, 1, cfg.inner}, memory::data_type::f32,
                          memory::format_tag::nchw);
-  auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-  if (!cfg.training) flags = flags | dnnl::normalization_flags::use_global_stats;
   try {
-    dnnl::batch_normalization_forward::desc desc(
-        cfg.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
-        data_md, static_cast<float>(cfg.epsilon), flags);
-    dnnl::batch_normalization_forward::primitive_desc pd(desc, onednn::CpuEngine());
+    auto pd = BatchNormOnednnKernel::MakeBatchNormPd(cfg, data_md);
     std::string impl = pd.impl_info_str();
     if (impl.find("ref") != std::string::npos) {
       return absl::UnimplementedError(
           absl::StrCat("oneDNN has only its reference implementation (", impl, ") here"));
     }
-    return std::unique_ptr<Kernel>(new BatchNormOnednnKernel(cfg, std::move(pd)));
+    // Inference with per-channel statistics over 4-D data can run blocked.
+    bool blocked_ok = false;
+    if (!cfg.training && onednn::CanBeBlocked(DataType::kFloat32, x) && cfg.channels == x[1]) {
+      auto blocked = BatchNormOnednnKernel::MakeBatchNormPd(cfg, onednn::BlockedDesc(x));
+      blocked_ok = std::string(blocked.impl_info_str()).find("ref") == std::string::npos;
+    }
+    auto kernel = std::make_unique<BatchNormOnednnKernel>(cfg, x, data_md, blocked_ok);
+    kernel->Create(false, false);
+    return std::unique_ptr<Kernel>(std::move(kernel));
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(
         absl::StrCat("oneDNN refused this batch normalization: ", e.what()));

@@ -107,6 +107,19 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual absl::Status Run(KernelContext& ctx) = 0;
+
+  // Layout negotiation (runtime/layout_plan.h). A float32 rank-4 value may be
+  // stored in oneDNN's channel-blocked layout (ops/onednn_layout.h) instead of
+  // plain NCHW when its producer and all its readers say they take it that
+  // way natively, so that no reorder runs between them. Default: plain only.
+  virtual bool AcceptsBlockedLayout(bool /*output*/, size_t /*index*/) const { return false; }
+  // Called at most once, after planning and before the first Run, with one
+  // flag per node input / output (true = blocked); only indices the kernel
+  // accepted are ever true. The kernel re-creates whatever depends on it.
+  virtual absl::Status UseBlockedLayouts(const std::vector<bool>& /*inputs*/,
+                                         const std::vector<bool>& /*outputs*/) {
+    return absl::OkStatus();
+  }
 };
 
 // Everything a kernel factory may look at to decide whether it can run a node
@@ -118,6 +131,16 @@ struct KernelBuildContext {
   std::vector<Shape> input_shapes;
   std::vector<DataType> output_dtypes;
   std::vector<Shape> output_shapes;
+  // Per input: its value when that value is fixed for the kernel's whole
+  // life (an inference plan's weights), else nullptr (or the vector is
+  // shorter). Kernels may prepare such inputs once at build time (oneDNN
+  // weight reorders) and must then ignore the run-time tensor; inputs not
+  // listed here (trainable weights) must be read on every Run.
+  std::vector<const Tensor*> constant_inputs;
+
+  const Tensor* constant_input(size_t i) const {
+    return i < constant_inputs.size() ? constant_inputs[i] : nullptr;
+  }
 };
 
 struct KernelCandidate {

@@ -1,7 +1,7 @@
 // Pooling: MaxPool (with the optional Indices output), AveragePool, LpPool and
 // their Global* forms. Schemas, shape inference, reference loops, and oneDNN
 // kernels for float32 MaxPool / AveragePool / GlobalMaxPool /
-// GlobalAveragePool.
+// GlobalAveragePool, which take the channel-blocked layout natively.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,10 +10,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "ops/conv_util.h"
+#include "ops/onednn_layout.h"
 #include "ops/op_registry.h"
 
 namespace lasgd::ops {
@@ -21,7 +23,6 @@ namespace {
 
 using conv_internal::DnnlEngine;
 using conv_internal::DnnlStream;
-using conv_internal::PlainTag;
 
 enum class PoolKind { kMax, kAverage, kLp };
 
@@ -387,16 +388,70 @@ class ReferenceGlobalPoolKernel : public Kernel {
 
 // ---- oneDNN ----
 
+// A oneDNN pooling. For 2-D pooling it computes in the channel-blocked layout
+// (ops/onednn_layout.h), where oneDNN's pooling is vectorised over channels;
+// on plain NCHW it has only a slow implementation, so a plain input is
+// reordered in (and the output out) unless the plan stores them blocked.
 class OnednnPoolKernel : public Kernel {
  public:
-  OnednnPoolKernel(dnnl::primitive primitive, dnnl::memory::desc src, dnnl::memory::desc dst)
-      : primitive_(std::move(primitive)), src_(src), dst_(dst) {}
+  OnednnPoolKernel(Shape x, Shape y, dnnl::algorithm algorithm, std::vector<int64_t> kernel,
+                   std::vector<int64_t> strides, std::vector<int64_t> dilations,
+                   std::vector<int64_t> pad_l, std::vector<int64_t> pad_r)
+      : x_(std::move(x)),
+        y_(std::move(y)),
+        algorithm_(algorithm),
+        kernel_(kernel.begin(), kernel.end()),
+        strides_(strides.begin(), strides.end()),
+        pad_l_(pad_l.begin(), pad_l.end()),
+        pad_r_(pad_r.begin(), pad_r.end()) {
+    for (int64_t d : dilations) dilations_.push_back(d - 1);  // oneDNN counts the gaps
+  }
+
+  void Create(bool src_blocked, bool dst_blocked) {
+    using dnnl::memory;
+    auto make = [&](bool blocked) {
+      memory::desc src = onednn::StoredDesc(x_, blocked), dst = onednn::StoredDesc(y_, blocked);
+      dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm_, src, dst,
+                                          strides_, kernel_, dilations_, pad_l_, pad_r_);
+      return dnnl::pooling_v2_forward::primitive_desc(desc, DnnlEngine());
+    };
+    dnnl::pooling_v2_forward::primitive_desc pd;
+    bool computed_blocked = false;
+    if (onednn::CanBeBlocked(DataType::kFloat32, x_)) {
+      try {
+        pd = make(/*blocked=*/true);
+        computed_blocked = !absl::StrContains(pd.impl_info_str(), "ref");
+      } catch (const dnnl::error&) {
+        computed_blocked = false;
+      }
+    }
+    if (!computed_blocked) pd = make(/*blocked=*/false);
+    primitive_ = dnnl::pooling_v2_forward(pd);
+    src_.Init(onednn::StoredDesc(x_, src_blocked), pd.src_desc(), /*is_output=*/false);
+    dst_.Init(onednn::StoredDesc(y_, dst_blocked), pd.dst_desc(), /*is_output=*/true);
+  }
+
+  bool AcceptsBlockedLayout(bool, size_t index) const override {
+    return index == 0 && onednn::CanBeBlocked(DataType::kFloat32, x_) &&
+           src_.wanted() == onednn::BlockedDesc(x_);
+  }
+  absl::Status UseBlockedLayouts(const std::vector<bool>& inputs,
+                                 const std::vector<bool>& outputs) override {
+    try {
+      Create(!inputs.empty() && inputs[0], !outputs.empty() && outputs[0]);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN pooling: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Run(KernelContext& ctx) override {
     try {
-      dnnl::memory src(src_, DnnlEngine(), const_cast<void*>(ctx.input(0)->raw_data()));
-      dnnl::memory dst(dst_, DnnlEngine(), ctx.output(0)->raw_data());
       dnnl::stream& stream = DnnlStream();
+      dnnl::memory src = src_.In(ctx.input(0)->raw_data(), stream);
+      dnnl::memory dst = dst_.Target(ctx.output(0)->raw_data());
       primitive_.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      dst_.Out(ctx.output(0)->raw_data(), stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(absl::StrCat("oneDNN pooling failed: ", e.what()));
@@ -405,32 +460,26 @@ class OnednnPoolKernel : public Kernel {
   }
 
  private:
+  Shape x_, y_;
+  dnnl::algorithm algorithm_;
+  dnnl::memory::dims kernel_, strides_, dilations_, pad_l_, pad_r_;
   dnnl::primitive primitive_;
-  dnnl::memory::desc src_, dst_;
+  onednn::Operand src_, dst_;
 };
 
-// Builds a oneDNN pooling on the plain NC... layout: pooling is memory bound,
-// so reordering into a blocked layout and back would cost more than it saves.
 absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPooling(
     const Shape& x, const Shape& y, dnnl::algorithm algorithm, const std::vector<int64_t>& kernel,
     const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
     const std::vector<int64_t>& pad_l, const std::vector<int64_t>& pad_r) {
-  using dnnl::memory;
-  memory::dims src_dims(x.begin(), x.end()), dst_dims(y.begin(), y.end());
-  memory::desc src(src_dims, memory::data_type::f32, PlainTag(x.size()));
-  memory::desc dst(dst_dims, memory::data_type::f32, PlainTag(y.size()));
-  memory::dims dnnl_dilations;
-  for (int64_t d : dilations) dnnl_dilations.push_back(d - 1);  // oneDNN counts the gaps
+  auto k =
+      std::make_unique<OnednnPoolKernel>(x, y, algorithm, kernel, strides, dilations, pad_l, pad_r);
   try {
-    dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm, src, dst,
-                                        memory::dims(strides), memory::dims(kernel), dnnl_dilations,
-                                        memory::dims(pad_l), memory::dims(pad_r));
-    dnnl::pooling_v2_forward::primitive_desc pd(desc, DnnlEngine());
-    return std::unique_ptr<Kernel>(new OnednnPoolKernel(dnnl::pooling_v2_forward(pd), src, dst));
+    k->Create(/*src_blocked=*/false, /*dst_blocked=*/false);
   } catch (const dnnl::error& e) {
     return absl::UnimplementedError(
         absl::StrCat("oneDNN has no pooling for this configuration: ", e.what()));
   }
+  return std::unique_ptr<Kernel>(std::move(k));
 }
 
 std::function<absl::StatusOr<std::unique_ptr<Kernel>>(const KernelBuildContext&)> OnednnPoolFactory(

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "ops/evaluate_node.h"
+#include "ops/onednn_layout.h"
+#include "runtime/layout_plan.h"
 #include "runtime/memory_plan.h"
 
 namespace lasgd::runtime {
@@ -44,6 +47,8 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(graph::Graph graph,
 
 absl::Status Executor::Build(const CompileOptions& options) {
   num_threads_ = options.num_threads;
+  std::set<std::string> mutable_values = options.mutable_initializers;
+  for (const auto& [state, source] : graph_.state_updates) mutable_values.insert(state);
   profile_ = options.profile;
   if (num_threads_ > 0) omp_set_num_threads(num_threads_);
   auto add_slot = [&](const std::string& name, Slot::Kind kind, Tensor t) {
@@ -63,8 +68,13 @@ absl::Status Executor::Build(const CompileOptions& options) {
     ASSIGN_OR_RETURN(const ops::OpSchema* schema, ops::OpRegistry::Global().Find(node, opset));
     Step step;
     step.node = s;
-    ops::KernelBuildContext bctx{node, opset, {}, {}, {}, {}};
+    ops::KernelBuildContext bctx{node, opset, {}, {}, {}, {}, {}};
     for (const std::string& in : node.inputs) {
+      // An inference plan never changes its initializers: kernels may
+      // prepare them once (pointers into graph_.initializers stay valid).
+      auto init = graph_.initializers.find(in);
+      bool fixed = init != graph_.initializers.end() && !mutable_values.count(in);
+      bctx.constant_inputs.push_back(fixed ? &init->second : nullptr);
       if (in.empty()) {
         step.inputs.push_back(-1);
         bctx.input_dtypes.push_back(DataType::kUndefined);
@@ -132,6 +142,11 @@ absl::Status Executor::Build(const CompileOptions& options) {
     auto req = request_of_slot.find(it->second);
     if (req != request_of_slot.end()) requests[req->second].last_step = n_steps;
   }
+  RETURN_IF_ERROR(PlanValueLayouts());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const Slot& slot = slots_[request_slot[r]];
+    if (slot.blocked) requests[r].bytes = ops::onednn::BlockedBytes(slot.tensor.shape());
+  }
   MemoryPlan mp = PlanMemory(requests);
   arena_bytes_ = mp.arena_bytes;
   naive_bytes_ = mp.naive_bytes;
@@ -146,6 +161,30 @@ absl::Status Executor::Build(const CompileOptions& options) {
     slot.tensor = Tensor::View(slot.tensor.dtype(), slot.tensor.shape(),
                                static_cast<char*>(arena) + slot.offset);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::PlanValueLayouts() {
+  std::set<std::string> graph_outputs;
+  for (const graph::ValueInfo& out : graph_.outputs) graph_outputs.insert(out.name);
+  for (const auto& [state, source] : graph_.state_updates) graph_outputs.insert(source);
+  std::vector<bool> eligible(slots_.size(), false);
+  for (size_t v = 0; v < slots_.size(); ++v) {
+    const Slot& slot = slots_[v];
+    eligible[v] = slot.kind == Slot::Kind::kArena && !graph_outputs.count(slot.name) &&
+                  ops::onednn::CanBeBlocked(slot.tensor.dtype(), slot.tensor.shape());
+  }
+  std::vector<LayoutStep> layout_steps;
+  std::vector<std::string> names;
+  for (Step& step : steps_) {
+    layout_steps.push_back({step.kernel.get(), step.inputs, step.outputs});
+    names.push_back(graph_.nodes[step.node].Describe());
+  }
+  LayoutPlan plan = PlanLayouts(layout_steps, eligible);
+  RETURN_IF_ERROR(ApplyLayouts(layout_steps, plan, names));
+  for (size_t v = 0; v < slots_.size(); ++v) slots_[v].blocked = plan.blocked[v];
+  blocked_values_ = plan.blocked_values;
+  reorders_avoided_ = plan.reorders_avoided;
   return absl::OkStatus();
 }
 
@@ -190,8 +229,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
     if (run_options.check_finite) {
       for (size_t o = 0; o < outs.size(); ++o) {
         if (!outs[o] || !IsFloatingPoint(outs[o]->dtype()) || AllFinite(*outs[o])) continue;
-        return absl::DataLossError(absl::StrCat(
-            node.Describe(), " produced a NaN or Inf in output '", node.outputs[o], "'"));
+        return absl::DataLossError(absl::StrCat(node.Describe(), " produced a NaN or Inf in output '",
+                                                node.outputs[o], "'"));
       }
     }
     if (profile_)
@@ -205,8 +244,7 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
   if (!run_options.skip_updates_unless_finite.empty()) {
     auto it = results.find(run_options.skip_updates_unless_finite);
     if (it != results.end() && !AllFinite(it->second)) {
-      return absl::DataLossError(
-          absl::StrCat("'", it->first, "' is not finite; state updates skipped"));
+      return absl::DataLossError(absl::StrCat("'", it->first, "' is not finite; state updates skipped"));
     }
   }
   // State updates (TrainingInfoProto's update_binding): the new values were
@@ -219,8 +257,7 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
 
 std::map<std::string, Tensor> Executor::StateTensors() const {
   std::map<std::string, Tensor> state;
-  for (const auto& [name, source] : graph_.state_updates)
-    state[name] = slots_[slot_of_.at(name)].tensor;
+  for (const auto& [name, source] : graph_.state_updates) state[name] = slots_[slot_of_.at(name)].tensor;
   return state;
 }
 
@@ -261,11 +298,19 @@ std::string Executor::PlanReport() const {
   std::ostringstream os;
   os << "plan: " << steps_.size() << " steps, arena " << arena_bytes_ << " bytes (" << naive_bytes_
      << " without reuse)\n";
+  os << "layouts: " << blocked_values_ << " values stored " << ops::onednn::BlockedLayoutName()
+     << ", " << reorders_avoided_ << " reorders avoided\n";
   for (size_t i = 0; i < steps_.size(); ++i) {
     const KernelChoice& c = choices_[i];
     os << "  " << i << ": " << c.op << " '" << c.node << "' -> " << c.kernel;
     if (!c.refused.empty()) os << "  (refused: " << absl::StrJoin(c.refused, "; ") << ")";
     os << "\n";
+    for (int v : steps_[i].outputs) {
+      if (v < 0) continue;
+      const Slot& slot = slots_[v];
+      os << "      out '" << slot.name << "' " << slot.tensor.TypeString() << " "
+         << (slot.blocked ? ops::onednn::BlockedLayoutName() : "plain") << "\n";
+    }
   }
   return os.str();
 }

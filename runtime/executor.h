@@ -65,7 +65,12 @@ class Executor {
   size_t arena_bytes() const { return arena_bytes_; }
   size_t naive_bytes() const { return naive_bytes_; }
   const std::vector<KernelChoice>& kernel_choices() const { return choices_; }
-  // Human-readable plan: one line per step with its kernel and arena slot.
+  // Values stored in oneDNN's channel-blocked layout, and the layout
+  // conversions that saves per run (runtime/layout_plan.h).
+  int blocked_values() const { return blocked_values_; }
+  int reorders_avoided() const { return reorders_avoided_; }
+  // Human-readable plan: one line per step with its kernel, then one per
+  // output with its type and layout.
   std::string PlanReport() const;
   // Time per op type and per step, slowest first (needs CompileOptions::profile).
   std::string ProfileReport(int top_steps = 15) const;
@@ -82,9 +87,13 @@ class Executor {
     Tensor tensor;  // a view into the arena, a feed, or an initializer
     enum class Kind { kInput, kInitializer, kArena } kind;
     size_t offset = 0;
+    // Stored in oneDNN's channel-blocked layout (runtime/layout_plan.h).
+    bool blocked = false;
   };
   Executor() = default;
   absl::Status Build(const CompileOptions& options);
+  // Decides which values are stored blocked and tells the kernels.
+  absl::Status PlanValueLayouts();
 
   graph::Graph graph_;
   std::vector<Step> steps_;
@@ -93,6 +102,7 @@ class Executor {
   std::vector<KernelChoice> choices_;
   std::shared_ptr<void> arena_;
   size_t arena_bytes_ = 0, naive_bytes_ = 0;
+  int blocked_values_ = 0, reorders_avoided_ = 0;
   int num_threads_ = 0;
   bool profile_ = false;
   std::vector<double> step_seconds_;

@@ -261,7 +261,8 @@ TEST(ConvTest, KernelRunsRepeatedlyOnNewData) {
                                {DataType::kFloat32, DataType::kFloat32, DataType::kFloat32},
                                {xs, ws, bs},
                                {DataType::kFloat32},
-                               {ys}};
+                               {ys},
+                               {}};
   for (const char* name : {"onednn", "reference"}) {
     SCOPED_TRACE(name);
     auto kernel = ops::BuildKernel(**schema, bctx, name, nullptr, nullptr);
@@ -342,20 +343,46 @@ TEST(FusedConvTest, ResidualAndReluHandChecked) {
   EXPECT_TRUE(TensorsNear(Floats({0, 0, 21, 26}, {1, 1, 2, 2}), out[0]));
 }
 
+TEST(FusedConvTest, ClipActivationHandChecked) {
+  // [9, 13, 21, 25] + Z = [-1, -7, 21, 26], clipped to [0, 22]: [0, 0, 21, 22].
+  graph::Node node = FusedConvNode(4, {{"activation", Attribute::String("Clip")},
+                                       {"clip_min", Attribute::Float(0.f)},
+                                       {"clip_max", Attribute::Float(22.f)}});
+  std::vector<Tensor> out =
+      CompareKernels(node, 1,
+                     {Pattern({1, 1, 3, 3}, 100, 0), Floats({1, 1, 1, 1}, {1, 1, 2, 2}),
+                      Floats({1}, {1}), Floats({-10, -20, 0, 1}, {1, 1, 2, 2})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(TensorsNear(Floats({0, 0, 21, 22}, {1, 1, 2, 2}), out[0]));
+  // Without bounds Clip changes nothing; without Z and activation it is a Conv.
+  graph::Node open = FusedConvNode(3, {{"activation", Attribute::String("Clip")}});
+  out = CompareKernels(
+      open, 1,
+      {Pattern({1, 1, 3, 3}, 100, 0), Floats({1, 1, 1, 1}, {1, 1, 2, 2}), Floats({-30}, {1})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(TensorsNear(Floats({-22, -18, -10, -6}, {1, 1, 2, 2}), out[0]));
+}
+
 TEST(FusedConvTest, OnednnMatchesReferenceWithAndWithoutResidual) {
   uint32_t seed = 500;
   for (const ConvCase& c : ConvCases()) {
-    for (int variant = 0; variant < 3; ++variant) {
-      // 0: Relu only, 1: Z only, 2: Z then Relu.
+    for (int variant = 0; variant < 5; ++variant) {
+      // 0: Relu only, 1: Z only, 2: Z then Relu, 3: Clip only, 4: Z then Clip.
       SCOPED_TRACE(absl::StrCat(c.name, " variant ", variant));
       Attrs attrs = c.attrs;
-      if (variant != 1) attrs["activation"] = Attribute::String("Relu");
+      if (variant == 0 || variant == 2) attrs["activation"] = Attribute::String("Relu");
+      if (variant >= 3) {
+        attrs["activation"] = Attribute::String("Clip");
+        attrs["clip_min"] = Attribute::Float(-0.3f);
+        attrs["clip_max"] = Attribute::Float(0.6f);
+      }
       auto shape = ops::EvaluateNode(MakeNode("Conv", 2, 1, c.attrs), 11,
                                      {RandomTensor(c.x, 1), RandomTensor(c.w, 2)}, {"reference"});
       ASSERT_TRUE(shape.ok()) << shape.status();
       std::vector<Tensor> inputs = {RandomTensor(c.x, seed++), RandomTensor(c.w, seed++),
                                     c.bias ? RandomTensor({c.w[0]}, seed++) : Tensor()};
-      if (variant != 0) inputs.push_back(RandomTensor((*shape)[0].shape(), seed++));
+      if (variant == 1 || variant == 2 || variant == 4)
+        inputs.push_back(RandomTensor((*shape)[0].shape(), seed++));
       graph::Node node = FusedConvNode(static_cast<int>(inputs.size()), attrs);
       if (!c.bias) node.inputs[2] = "";
       CompareKernels(node, 1, inputs);
@@ -376,7 +403,7 @@ TEST(FusedConvTest, ResidualMayShareTheOutputBuffer) {
   ASSERT_TRUE(expected.ok()) << expected.status();
   ops::KernelBuildContext bctx{
       node, 1, std::vector<DataType>(4, DataType::kFloat32), {xs, ws, bs, xs}, {DataType::kFloat32},
-      {xs}};
+      {xs}, {}};
   for (const char* name : {"onednn", "reference"}) {
     SCOPED_TRACE(name);
     auto kernel = ops::BuildKernel(**schema, bctx, name, nullptr, nullptr);
@@ -388,10 +415,43 @@ TEST(FusedConvTest, ResidualMayShareTheOutputBuffer) {
   }
 }
 
+TEST(FusedConvTest, ConstantWeightsArePreparedOnce) {
+  // Weights the plan marks constant are reordered into oneDNN's layout on the
+  // first run and reused: a later run ignores the tensor it is handed.
+  graph::Node node = FusedConvNode(
+      3, {{"activation", Attribute::String("Relu")}, {"pads", Attribute::Ints({1, 1, 1, 1})}});
+  auto schema = ops::OpRegistry::Global().Find(node, 1);
+  ASSERT_TRUE(schema.ok());
+  Shape xs = {2, 16, 7, 7}, ws = {16, 16, 3, 3}, bs = {16};
+  Tensor x = RandomTensor(xs, 1), w = RandomTensor(ws, 2), b = RandomTensor(bs, 3);
+  Tensor other_w = RandomTensor(ws, 4);
+  auto expected = ops::EvaluateNode(node, 1, {x, w, b}, {"reference"});
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ops::KernelBuildContext bctx{node,
+                               1,
+                               std::vector<DataType>(3, DataType::kFloat32),
+                               {xs, ws, bs},
+                               {DataType::kFloat32},
+                               {expected->at(0).shape()},
+                               {nullptr, &w, &b}};
+  auto kernel = ops::BuildKernel(**schema, bctx, "onednn", nullptr, nullptr);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  for (const Tensor* weights : {&w, &w, &other_w}) {
+    Tensor y = Tensor::Allocate(DataType::kFloat32, expected->at(0).shape());
+    ops::KernelContext kctx(node, {&x, weights, &b}, {&y});
+    ASSERT_TRUE((*kernel)->Run(kctx).ok());
+    EXPECT_TRUE(TensorsNear((*expected)[0], y, 1e-4, 1e-4));
+  }
+}
+
 TEST(FusedConvTest, RejectsBadActivationAndResidualShape) {
   Tensor x = RandomTensor({1, 2, 4, 4}, 1), w = RandomTensor({3, 2, 3, 3}, 2);
   EXPECT_TRUE(FailsWith(FusedConvNode(2, {{"activation", Attribute::String("Sigmoid")}}), 1, {x, w},
                         "activation"));
+  EXPECT_TRUE(FailsWith(FusedConvNode(2, {{"activation", Attribute::String("Clip")},
+                                          {"clip_min", Attribute::Float(1.f)},
+                                          {"clip_max", Attribute::Float(0.f)}}),
+                        1, {x, w}, "clip_min <= clip_max"));
   graph::Node node = FusedConvNode(4, {});
   node.inputs[2] = "";
   EXPECT_TRUE(

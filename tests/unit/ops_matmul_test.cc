@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "ops/evaluate_node.h"
+#include "ops/op_registry.h"
 #include "tests/op_test_util.h"
 
 namespace lasgd {
@@ -270,6 +271,40 @@ TEST(GemmTest, Flops) {
   ASSERT_TRUE(schema.ok());
   // A' = A^T with A [K=4, M=3]; 2*M*N*K + 2*M*N for the C term.
   EXPECT_EQ((*schema)->flops(node, {{4, 3}, {4, 5}, {5}}, {{3, 5}}), 2.0 * 3 * 5 * 4 + 2.0 * 15);
+}
+
+// A plan may mark B constant (an inference model's weights): the oneDNN
+// kernel then lets oneDNN choose B's layout and reorders B into it once.
+TEST(GemmTest, ConstantWeightsAreReadOnce) {
+  for (const char* op : {"Gemm", "MatMul"}) {
+    SCOPED_TRACE(op);
+    const bool gemm = std::string(op) == "Gemm";
+    graph::Node node = MakeNode(op, gemm ? 3 : 2, 1);
+    if (gemm) node.attributes["transB"] = Attribute::Int(1);
+    Tensor a = RandomTensor({6, 40}, 1), b = RandomTensor(gemm ? Shape{24, 40} : Shape{40, 24}, 2);
+    Tensor c = RandomTensor({24}, 3);
+    std::vector<Tensor> inputs = {a, b};
+    if (gemm) inputs.push_back(c);
+    auto expected = ops::EvaluateNode(node, 13, inputs, {"reference"});
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    auto schema = ops::OpRegistry::Global().Find(node, 13);
+    ASSERT_TRUE(schema.ok());
+    ops::KernelBuildContext bctx{node, 13, {}, {}, {DataType::kFloat32}, {{6, 24}}, {nullptr, &b}};
+    for (const Tensor& t : inputs) {
+      bctx.input_dtypes.push_back(t.dtype());
+      bctx.input_shapes.push_back(t.shape());
+    }
+    auto kernel = ops::BuildKernel(**schema, bctx, "onednn", nullptr, nullptr);
+    ASSERT_TRUE(kernel.ok()) << kernel.status();
+    for (int run = 0; run < 2; ++run) {
+      Tensor y = Tensor::Allocate(DataType::kFloat32, {6, 24});
+      std::vector<const Tensor*> ins = {&a, &b};
+      if (gemm) ins.push_back(&c);
+      ops::KernelContext kctx(node, ins, {&y});
+      ASSERT_TRUE((*kernel)->Run(kctx).ok());
+      EXPECT_TRUE(TensorsNear((*expected)[0], y, 1e-4, 1e-5)) << "run " << run;
+    }
+  }
 }
 
 }  // namespace
