@@ -211,8 +211,15 @@ class BatchNormOnednnKernel : public Kernel {
     dnnl::memory::desc md = blocked ? onednn::BlockedDesc(x_) : data_md_;
     pd_ = MakeBatchNormPd(cfg_, md);
     primitive_ = dnnl::batch_normalization_forward(pd_);
-    src_.Init(src_blocked ? onednn::BlockedDesc(x_) : data_md_, pd_.src_desc(), false);
-    dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : data_md_, pd_.dst_desc(), true);
+    // With one side blocked the other is plain NCHW with the real 4-D dims
+    // (data_md_ flattens the spatial dims, which a reorder to NCHW-blocked
+    // cannot map).
+    dnnl::memory::desc plain =
+        blocked ? dnnl::memory::desc(dnnl::memory::dims(x_.begin(), x_.end()), dnnl::memory::data_type::f32,
+                                     dnnl::memory::format_tag::nchw)
+                : data_md_;
+    src_.Init(src_blocked ? onednn::BlockedDesc(x_) : plain, pd_.src_desc(), false);
+    dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : plain, pd_.dst_desc(), true);
   }
 
   bool AcceptsBlockedLayout(bool, size_t index) const override { return index == 0 && blocked_ok_; }
