@@ -197,6 +197,59 @@ class BatchNormReferenceKernel : public Kernel {
   BatchNormConfig cfg_;
 };
 
+// Training-mode batch normalization on plain float32 data: statistics per
+// channel in parallel (double accumulation, two passes like the reference),
+// then one parallel normalisation pass. oneDNN 2.6's plain-layout
+// forward_training is several times slower than this on NCHW.
+class BatchNormTrainingFastKernel : public Kernel {
+ public:
+  explicit BatchNormTrainingFastKernel(BatchNormConfig cfg) : cfg_(cfg) {}
+
+  absl::Status Run(KernelContext& ctx) override {
+    const float* x = ctx.input(0)->data<float>();
+    float* y = ctx.output(0)->data<float>();
+    const float* scale = ctx.input(1)->data<float>();
+    const float* bias = ctx.input(2)->data<float>();
+    const int64_t n = cfg_.n, channels = cfg_.channels, inner = cfg_.inner;
+    std::vector<double> mean(channels), var(channels);
+    const double count = static_cast<double>(n * inner);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + (i * channels + c) * inner;
+        for (int64_t j = 0; j < inner; ++j) sum += row[j];
+      }
+      const double m = sum / count;
+      double sq = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + (i * channels + c) * inner;
+        for (int64_t j = 0; j < inner; ++j) {
+          double d = row[j] - m;
+          sq += d * d;
+        }
+      }
+      mean[c] = m;
+      var[c] = sq / count;
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t c = 0; c < channels; ++c) {
+        const float a = static_cast<float>(scale[c] / std::sqrt(var[c] + cfg_.epsilon));
+        const float b = static_cast<float>(bias[c] - mean[c] * a);
+        const float* in = x + (i * channels + c) * inner;
+        float* out = y + (i * channels + c) * inner;
+        for (int64_t j = 0; j < inner; ++j) out[j] = in[j] * a + b;
+      }
+    }
+    WriteBatchNormStats(ctx, cfg_, mean, var);
+    return absl::OkStatus();
+  }
+
+ private:
+  BatchNormConfig cfg_;
+};
+
 // oneDNN batch normalization. Inference on 4-D float32 data may also read
 // and write the channel-blocked layout (ops/onednn_layout.h) when the plan
 // stores X or Y that way.
@@ -215,8 +268,8 @@ class BatchNormOnednnKernel : public Kernel {
     // (data_md_ flattens the spatial dims, which a reorder to NCHW-blocked
     // cannot map).
     dnnl::memory::desc plain =
-        blocked ? dnnl::memory::desc(dnnl::memory::dims(x_.begin(), x_.end()), dnnl::memory::data_type::f32,
-                                     dnnl::memory::format_tag::nchw)
+        blocked ? dnnl::memory::desc(dnnl::memory::dims(x_.begin(), x_.end()),
+                                     dnnl::memory::data_type::f32, dnnl::memory::format_tag::nchw)
                 : data_md_;
     src_.Init(src_blocked ? onednn::BlockedDesc(x_) : plain, pd_.src_desc(), false);
     dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : plain, pd_.dst_desc(), true);
@@ -298,6 +351,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> BuildBatchNormOnednn(const KernelBuildCo
   }
   const Shape& x = ctx.input_shapes[0];
   BatchNormConfig cfg = GetBatchNormConfig(ctx.node, ctx.opset, x);
+  if (cfg.training) {
+    return absl::UnimplementedError(
+        "training mode: oneDNN's plain-layout forward_training is slower than the fast kernel");
+  }
   if (cfg.n * cfg.channels * cfg.inner == 0) {
     return absl::UnimplementedError("an empty dimension; left to the reference kernel");
   }
@@ -612,6 +669,21 @@ void RegisterNormOps(OpRegistry& registry) {
     s.flops = BatchNormFlops;
     s.kernels = {
         {"onednn", BuildBatchNormOnednn},
+        {"fast",
+         [](const KernelBuildContext& ctx) -> absl::StatusOr<std::unique_ptr<Kernel>> {
+           BatchNormConfig cfg = GetBatchNormConfig(ctx.node, ctx.opset, ctx.input_shapes[0]);
+           if (!cfg.training) return absl::UnimplementedError("inference mode is oneDNN's");
+           for (size_t i = 0; i < 3; ++i) {
+             if (ctx.input_dtypes[i] != DataType::kFloat32) {
+               return absl::UnimplementedError("float32 X, scale and B only");
+             }
+           }
+           if (cfg.channels != ctx.input_shapes[0][1]) {
+             return absl::UnimplementedError(
+                 "per-channel statistics only (spatial=0 is the reference's)");
+           }
+           return std::unique_ptr<Kernel>(new BatchNormTrainingFastKernel(cfg));
+         }},
         {"reference",
          [](const KernelBuildContext& ctx) -> absl::StatusOr<std::unique_ptr<Kernel>> {
            return std::unique_ptr<Kernel>(new BatchNormReferenceKernel(
