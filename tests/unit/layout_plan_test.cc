@@ -184,6 +184,65 @@ TEST(LayoutPlanTest, BlockedPlanMatchesPlainReference) {
   EXPECT_NE(report.find("7 values stored " + name), std::string::npos) << report;
 }
 
+// Kernels whose input and output are stored differently (blocked on one
+// side only) reorder the plain side themselves.
+graph::Graph MixedLayouts() {
+  graph::Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs.push_back(Value("x", {2, 4, 9, 9}));
+  for (const char* out : {"y1", "y2"}) {
+    g.outputs.push_back(Value(out, {}));
+    g.outputs.back().has_shape = false;
+  }
+  uint32_t seed = 20;
+  auto init = [&](const std::string& name, Shape shape, float lo = -0.5f, float hi = 0.5f) {
+    g.initializers[name] = testing::RandomTensor(shape, seed++, lo, hi);
+  };
+  init("w", {12, 4, 3, 3});
+  init("w2", {12, 4, 1, 1});
+  for (auto [bn, c] : {std::pair<std::string, int64_t>{"a", 12}, {"b", 4}}) {
+    init(bn + "_scale", {c}, 0.5f, 1.5f);
+    init(bn + "_shift", {c});
+    init(bn + "_mean", {c});
+    init(bn + "_var", {c}, 0.5f, 2.f);
+  }
+  auto ints = [](std::vector<int64_t> v) { return Attribute::Ints(std::move(v)); };
+  g.nodes = {
+      // conv -> BN (blocked in) -> Sigmoid (plain only): BN writes plain.
+      Node("Conv", {"x", "w"}, {"c"}, {{"pads", ints({1, 1, 1, 1})}}),
+      Node("BatchNormalization", {"c", "a_scale", "a_shift", "a_mean", "a_var"}, {"bn_a"}),
+      Node("Sigmoid", {"bn_a"}, {"y1"}),
+      // graph input -> max pool (plain in, blocked out) -> BN -> conv.
+      Node("MaxPool", {"x"}, {"p"}, {{"kernel_shape", ints({2, 2})}}),
+      Node("BatchNormalization", {"p", "b_scale", "b_shift", "b_mean", "b_var"}, {"bn_b"}),
+      Node("Conv", {"bn_b", "w2"}, {"y2"}),
+  };
+  return g;
+}
+
+TEST(LayoutPlanTest, BlockedOnOneSideOnly) {
+  std::map<std::string, Tensor> results[2];
+  int blocked = 0;
+  std::string report;
+  for (int k = 0; k < 2; ++k) {
+    CompileOptions options;
+    options.kernel = k == 0 ? "" : "reference";
+    auto ex = Executor::Create(MixedLayouts(), options);
+    ASSERT_TRUE(ex.ok()) << ex.status();
+    if (k == 0) {
+      blocked = (*ex)->blocked_values();
+      report = (*ex)->PlanReport();
+    }
+    auto r = (*ex)->Run({{"x", testing::RandomTensor({2, 4, 9, 9}, 5, -2.f, 2.f)}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    results[k] = std::move(*r);
+  }
+  // c (conv -> BN), p (pool -> BN) and bn_b (BN -> conv).
+  EXPECT_EQ(blocked, 3) << report;
+  EXPECT_TRUE(testing::TensorsNear(results[1]["y1"], results[0]["y1"], 1e-4, 1e-5));
+  EXPECT_TRUE(testing::TensorsNear(results[1]["y2"], results[0]["y2"], 1e-4, 1e-5));
+}
+
 TEST(LayoutPlanTest, ReferenceKernelsKeepEverythingPlain) {
   int blocked = -1;
   std::string report;
