@@ -77,6 +77,12 @@ absl::StatusOr<std::unique_ptr<TrainingSession>> TrainingSession::Create(TrainCo
 }
 
 absl::Status TrainingSession::Init() {
+  if (config_.train.accumulate != 1) {
+    return absl::UnimplementedError(
+        absl::StrCat("train.accumulate = ", config_.train.accumulate,
+                     ": gradient accumulation over micro-batches is not implemented yet; "
+                     "use a larger data.batch_size"));
+  }
   ASSIGN_OR_RETURN(forward_, importers::LoadOnnxModel(config_.model.path));
   ASSIGN_OR_RETURN(train_data_, data::OpenDataset(config_.data.train, data::Split::kTrain));
   if (!config_.data.test.empty()) {
