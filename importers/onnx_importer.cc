@@ -250,18 +250,20 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
     std::memcpy(t.raw_data(), proto.raw_data().data(), t.nbytes());
     return t;
   }
+  // An empty repeated field's data() is null, which memcpy must not see even
+  // for zero bytes; hence the n > 0 guards.
   switch (dtype) {
     case DataType::kFloat32:
       RETURN_IF_ERROR(ctx(CheckCount(proto.float_data(), n, "float_data")));
-      std::memcpy(t.raw_data(), proto.float_data().data(), n * 4);
+      if (n > 0) std::memcpy(t.raw_data(), proto.float_data().data(), n * 4);
       break;
     case DataType::kFloat64:
       RETURN_IF_ERROR(ctx(CheckCount(proto.double_data(), n, "double_data")));
-      std::memcpy(t.raw_data(), proto.double_data().data(), n * 8);
+      if (n > 0) std::memcpy(t.raw_data(), proto.double_data().data(), n * 8);
       break;
     case DataType::kInt64:
       RETURN_IF_ERROR(ctx(CheckCount(proto.int64_data(), n, "int64_data")));
-      std::memcpy(t.raw_data(), proto.int64_data().data(), n * 8);
+      if (n > 0) std::memcpy(t.raw_data(), proto.int64_data().data(), n * 8);
       break;
     case DataType::kUint32:
       RETURN_IF_ERROR(ctx(CheckCount(proto.uint64_data(), n, "uint64_data")));
@@ -270,7 +272,7 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
       break;
     case DataType::kUint64:  // not through double: values above 2^53 must stay exact
       RETURN_IF_ERROR(ctx(CheckCount(proto.uint64_data(), n, "uint64_data")));
-      std::memcpy(t.raw_data(), proto.uint64_data().data(), n * 8);
+      if (n > 0) std::memcpy(t.raw_data(), proto.uint64_data().data(), n * 8);
       break;
     case DataType::kFloat16:
     case DataType::kBFloat16:
