@@ -229,8 +229,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
     if (run_options.check_finite) {
       for (size_t o = 0; o < outs.size(); ++o) {
         if (!outs[o] || !IsFloatingPoint(outs[o]->dtype()) || AllFinite(*outs[o])) continue;
-        return absl::DataLossError(absl::StrCat(node.Describe(), " produced a NaN or Inf in output '",
-                                                node.outputs[o], "'"));
+        return absl::DataLossError(absl::StrCat(
+            node.Describe(), " produced a NaN or Inf in output '", node.outputs[o], "'"));
       }
     }
     if (profile_)
@@ -244,7 +244,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
   if (!run_options.skip_updates_unless_finite.empty()) {
     auto it = results.find(run_options.skip_updates_unless_finite);
     if (it != results.end() && !AllFinite(it->second)) {
-      return absl::DataLossError(absl::StrCat("'", it->first, "' is not finite; state updates skipped"));
+      return absl::DataLossError(
+          absl::StrCat("'", it->first, "' is not finite; state updates skipped"));
     }
   }
   // State updates (TrainingInfoProto's update_binding): the new values were
@@ -257,7 +258,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
 
 std::map<std::string, Tensor> Executor::StateTensors() const {
   std::map<std::string, Tensor> state;
-  for (const auto& [name, source] : graph_.state_updates) state[name] = slots_[slot_of_.at(name)].tensor;
+  for (const auto& [name, source] : graph_.state_updates)
+    state[name] = slots_[slot_of_.at(name)].tensor;
   return state;
 }
 

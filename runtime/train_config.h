@@ -12,28 +12,29 @@
 namespace lasgd::runtime {
 
 struct ModelConfig {
-  std::string path;           // [model] path: the exported forward ONNX model
-  std::string input;          // [model] input: graph input fed with data ("" = the only input)
-  std::string output;         // [model] output: the logits/prediction output ("" = the first output)
-  std::vector<std::string> trainable;  // [model] trainable: only these initializers train (empty = all)
-  std::vector<std::string> frozen;     // [model] frozen: these never train
+  std::string path;    // [model] path: the exported forward ONNX model
+  std::string input;   // [model] input: graph input fed with data ("" = the only input)
+  std::string output;  // [model] output: the logits/prediction output ("" = the first output)
+  std::vector<std::string>
+      trainable;  // [model] trainable: only these initializers train (empty = all)
+  std::vector<std::string> frozen;  // [model] frozen: these never train
 };
 
 struct DataConfig {
-  std::string train;          // [data] train: idx:PREFIX, cifar:DIR, npz:FILE, synthetic
-  std::string test;           // [data] test: same forms ("" = no evaluation)
-  int64_t batch_size = 64;    // [data] batch_size
+  std::string train;            // [data] train: idx:PREFIX, cifar:DIR, npz:FILE, synthetic
+  std::string test;             // [data] test: same forms ("" = no evaluation)
+  int64_t batch_size = 64;      // [data] batch_size
   int64_t test_batch_size = 0;  // [data] test_batch_size (0 = batch_size)
-  bool shuffle = true;        // [data] shuffle
-  uint64_t seed = 0;          // [data] seed: shuffling, augmentation, dropout, init
-  bool drop_last = true;      // [data] drop_last
-  std::vector<float> mean;    // [data] mean: per-channel normalisation (empty = none)
-  std::vector<float> std;     // [data] std
-  bool random_crop = false;   // [data] random_crop: pad by crop_padding and crop back
-  int64_t crop_padding = 4;   // [data] crop_padding
-  bool random_flip = false;   // [data] random_flip: horizontal flip with p=0.5
-  int64_t prefetch = 4;       // [data] prefetch: batches prepared ahead by a thread
-  int64_t num_classes = 0;    // [data] num_classes (0 = from the model's output)
+  bool shuffle = true;          // [data] shuffle
+  uint64_t seed = 0;            // [data] seed: shuffling, augmentation, dropout, init
+  bool drop_last = true;        // [data] drop_last
+  std::vector<float> mean;      // [data] mean: per-channel normalisation (empty = none)
+  std::vector<float> std;       // [data] std
+  bool random_crop = false;     // [data] random_crop: pad by crop_padding and crop back
+  int64_t crop_padding = 4;     // [data] crop_padding
+  bool random_flip = false;     // [data] random_flip: horizontal flip with p=0.5
+  int64_t prefetch = 4;         // [data] prefetch: batches prepared ahead by a thread
+  int64_t num_classes = 0;      // [data] num_classes (0 = from the model's output)
   // synthetic source only
   int64_t synthetic_samples = 4096;  // [data] synthetic_samples
 };
@@ -58,30 +59,34 @@ struct OptimizerConfig {
 };
 
 struct ScheduleConfig {
-  std::string type = "constant";  // [schedule] type: constant, step, multistep, cosine
-  int64_t warmup_steps = 0;       // [schedule] warmup_steps: linear warm-up from 0
-  int64_t step_size = 0;          // [schedule] step_size (step): epochs between decays
+  std::string type = "constant";    // [schedule] type: constant, step, multistep, cosine
+  int64_t warmup_steps = 0;         // [schedule] warmup_steps: linear warm-up from 0
+  int64_t step_size = 0;            // [schedule] step_size (step): epochs between decays
   std::vector<int64_t> milestones;  // [schedule] milestones (multistep): epochs
-  double gamma = 0.1;             // [schedule] gamma: decay factor
-  double min_lr = 0.0;            // [schedule] min_lr (cosine)
-  int64_t base_batch_size = 0;    // [schedule] base_batch_size: lr *= batch/base (0 = off)
+  double gamma = 0.1;               // [schedule] gamma: decay factor
+  double min_lr = 0.0;              // [schedule] min_lr (cosine)
+  int64_t base_batch_size = 0;      // [schedule] base_batch_size: lr *= batch/base (0 = off)
 };
 
 struct TrainSection {
   int64_t epochs = 1;           // [train] epochs
   int64_t steps = 0;            // [train] steps: when > 0, overrides epochs
   std::string out_dir = "out";  // [train] out_dir: metrics.jsonl, checkpoints, export
-  std::string export_path;      // [train] export: ONNX inference model path ("" = none; relative to out_dir)
-  std::string bn_running_var = "population";  // [train] bn_running_var: population (ONNX) or unbiased (PyTorch)
-  int64_t accumulate = 1;       // [train] accumulate: micro-batches per optimizer step
-  int64_t threads = 0;          // [train] threads (0 = OMP_NUM_THREADS / all cores)
+  std::string
+      export_path;  // [train] export: ONNX inference model path ("" = none; relative to out_dir)
+  std::string bn_running_var =
+      "population";               // [train] bn_running_var: population (ONNX) or unbiased (PyTorch)
+  int64_t accumulate = 1;         // [train] accumulate: micro-batches per optimizer step
+  int64_t threads = 0;            // [train] threads (0 = OMP_NUM_THREADS / all cores)
   int64_t eval_every_epochs = 1;  // [train] eval_every_epochs
   int64_t checkpoint_every_epochs = 1;  // [train] checkpoint_every_epochs (0 = never)
-  int64_t keep_checkpoints = 3;  // [train] keep_checkpoints: the last N are kept
-  std::string resume;            // [train] resume: a checkpoint file, or "auto" (latest in out_dir)
-  std::string on_nan = "stop";   // [train] on_nan: stop (error naming step and node) or skip (drop the step)
-  bool progress = true;          // [train] progress: a progress bar on a terminal, plain lines otherwise
-  int64_t log_every_steps = 50;  // [train] log_every_steps: plain progress lines when not a terminal
+  int64_t keep_checkpoints = 3;         // [train] keep_checkpoints: the last N are kept
+  std::string resume;  // [train] resume: a checkpoint file, or "auto" (latest in out_dir)
+  std::string on_nan =
+      "stop";  // [train] on_nan: stop (error naming step and node) or skip (drop the step)
+  bool progress = true;  // [train] progress: a progress bar on a terminal, plain lines otherwise
+  int64_t log_every_steps =
+      50;  // [train] log_every_steps: plain progress lines when not a terminal
 };
 
 struct TrainConfig {

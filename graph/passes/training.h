@@ -15,13 +15,13 @@
 namespace lasgd::graph {
 
 struct TrainingProgram {
-  Graph graph;                               // the train_step program
-  std::string data_input;                    // graph input fed with samples
-  std::string labels_input;                  // graph input fed with labels/targets
-  std::string lr_input;                      // float scalar input: the learning rate of this step
-  std::string step_input;                    // int64 scalar input: updates done before this one (0-based)
-  std::string loss;                          // scalar loss output
-  std::string logits;                        // model output the loss reads
+  Graph graph;               // the train_step program
+  std::string data_input;    // graph input fed with samples
+  std::string labels_input;  // graph input fed with labels/targets
+  std::string lr_input;      // float scalar input: the learning rate of this step
+  std::string step_input;    // int64 scalar input: updates done before this one (0-based)
+  std::string loss;          // scalar loss output
+  std::string logits;        // model output the loss reads
   std::vector<std::string> parameters;       // trainable initializers, in a fixed order
   std::vector<std::string> buffers;          // BN running statistics
   std::vector<std::string> optimizer_state;  // momentum buffers, Adam moments
