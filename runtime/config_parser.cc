@@ -413,6 +413,9 @@ const std::vector<SectionInfo>& Sections() {
       {"optimizer", "The parameter update rule."},
       {"schedule", "How the learning rate changes over the run."},
       {"train", "Run length, outputs, checkpoints and numerics."},
+      {"distributed",
+       "Data-parallel training over MPI (`mpirun -np N build/bin/lasgd-run train CONFIG`): the "
+       "algorithm, its knobs, straggler and network emulation, and fault handling."},
   };
   return *sections;
 }
@@ -554,6 +557,53 @@ std::vector<KeyInfo> BuildKeys() {
       "A progress bar on a terminal; plain lines otherwise.");
   Add(&k, "train.log_every_steps", LASGD_FIELD(train.log_every_steps), {AtLeast(1)},
       "Steps between plain progress lines when not on a terminal.");
+  // [distributed]
+  Add(&k, "distributed.algorithm", LASGD_FIELD(distributed.algorithm),
+      {OneOf({"none", "lasgd", "sync", "local", "sgp"})},
+      "`none`: every rank trains alone (one process: plain training); `lasgd`: local SGD whose "
+      "exact model averages run in the background while the next segment computes; `sync`: "
+      "gradient All-Reduce every step in buckets overlapped with backward (DDP/Horovod); "
+      "`local`: blocking model average every `segment_steps`; `sgp`: push-sum gossip with one "
+      "peer per step over a time-varying exponential graph.");
+  Add(&k, "distributed.segment_steps", LASGD_FIELD(distributed.segment_steps), {AtLeast(1)},
+      "Local optimizer steps between model averages (`lasgd`, `local`).");
+  Add(&k, "distributed.segment_ms", LASGD_FIELD(distributed.segment_ms), {AtLeast(0)},
+      "Segments measured in wall time (`lasgd`): average number k starts at each rank's first "
+      "step boundary after k x `segment_ms`, so a slow rank takes fewer local steps instead of "
+      "holding the others back; 0 = count `segment_steps`.");
+  Add(&k, "distributed.average_buffers", LASGD_FIELD(distributed.average_buffers), {},
+      "Average BatchNormalization running statistics with the weights.");
+  Add(&k, "distributed.warmup_steps", LASGD_FIELD(distributed.warmup_steps), {AtLeast(0)},
+      "Synchronous gradient All-Reduce for the first this many steps, then local steps "
+      "(post-local SGD) (`lasgd`, `local`).");
+  Add(&k, "distributed.apply", LASGD_FIELD(distributed.apply), {OneOf({"boundary", "when_ready"})},
+      "When a finished average is merged (`lasgd`): at the next segment `boundary`, or at the "
+      "first step after it completes (`when_ready`).");
+  Add(&k, "distributed.bucket_mb", LASGD_FIELD(distributed.bucket_mb), {Gt(0)},
+      "Gradient bucket size in MB (`sync`): each bucket's All-Reduce starts as soon as its "
+      "gradients are ready.");
+  Add(&k, "distributed.timeout_s", LASGD_FIELD(distributed.timeout_s), {Gt(0)},
+      "A collective that does not complete within this many seconds is an error naming the "
+      "ranks that stopped answering; every rank then exits non-zero.");
+  Add(&k, "distributed.slow_rank", LASGD_FIELD(distributed.slow_rank), {AtLeast(-1)},
+      "Straggler emulation: this rank computes `slow_factor` times slower; -1 = none.");
+  Add(&k, "distributed.slow_factor", LASGD_FIELD(distributed.slow_factor), {AtLeast(1)},
+      "How many times longer the slow rank's steps take.");
+  Add(&k, "distributed.jitter_ms", LASGD_FIELD(distributed.jitter_ms), {AtLeast(0)},
+      "Random extra delay after every step on every rank, exponentially distributed with this "
+      "mean in milliseconds; 0 = none.");
+  Add(&k, "distributed.latency_ms", LASGD_FIELD(distributed.latency_ms), {AtLeast(0)},
+      "Network emulation: extra delay per message, in milliseconds.");
+  Add(&k, "distributed.bandwidth_mb_s", LASGD_FIELD(distributed.bandwidth_mb_s), {AtLeast(0)},
+      "Network emulation: each message takes at least its size divided by this many MB/s; "
+      "0 = unlimited.");
+  Add(&k, "distributed.fault", LASGD_FIELD(distributed.fault), {OneOf({"none", "kill", "hang"})},
+      "Fault injection for tests: `kill` (SIGKILL) or `hang` (SIGSTOP) rank `fault_rank` at "
+      "step `fault_step`.");
+  Add(&k, "distributed.fault_rank", LASGD_FIELD(distributed.fault_rank), {AtLeast(-1)},
+      "The rank `fault` strikes.");
+  Add(&k, "distributed.fault_step", LASGD_FIELD(distributed.fault_step), {AtLeast(0)},
+      "The step at which `fault` strikes.");
   return k;
 }
 
@@ -803,6 +853,15 @@ absl::Status Validate(TrainConfig& c, const std::string& source, const Origins& 
   if (c.schedule.type == "multistep" && c.schedule.milestones.empty())
     return Invalid(at("schedule.milestones"),
                    "schedule.type = \"multistep\" needs schedule.milestones, e.g. [30, 60, 90]");
+  const DistributedConfig& d = c.distributed;
+  if (d.fault != "none" && d.fault_rank < 0)
+    return Invalid(at("distributed.fault_rank"),
+                   "distributed.fault = " + Quote(d.fault) + " needs distributed.fault_rank >= 0");
+  if (d.segment_ms > 0 && d.algorithm != "lasgd")
+    return Invalid(at("distributed.segment_ms"),
+                   "distributed.segment_ms applies only with distributed.algorithm = \"lasgd\"; "
+                   "got " +
+                       Quote(d.algorithm));
   if (c.train.epochs < 1 && c.train.steps <= 0)
     return Invalid(
         at("train.epochs"),

@@ -89,6 +89,30 @@ struct TrainSection {
       50;  // [train] log_every_steps: plain progress lines when not a terminal
 };
 
+// [distributed]: data-parallel training over MPI (`mpirun -np N lasgd-run
+// train ...`). See distributed/ and DESIGN.md for the algorithms.
+struct DistributedConfig {
+  std::string algorithm = "none";  // [distributed] algorithm: none, lasgd, sync, local, sgp
+  int64_t segment_steps = 8;       // [distributed] segment_steps: local steps between averages
+  double segment_ms = 0;  // [distributed] segment_ms: segments in wall time (lasgd; 0 = steps)
+  bool average_buffers = true;  // [distributed] average_buffers: average BN statistics too
+  int64_t warmup_steps = 0;  // [distributed] warmup_steps: synchronous steps first (lasgd, local)
+  std::string apply = "boundary";  // [distributed] apply: boundary or when_ready (lasgd)
+  double bucket_mb = 4;            // [distributed] bucket_mb: gradient bucket size (sync)
+  double timeout_s = 120;          // [distributed] timeout_s: a collective slower than this fails
+  // Straggler and network emulation, so that one machine can stand in for a cluster.
+  int64_t slow_rank = -1;  // [distributed] slow_rank: this rank computes slower (-1 = none)
+  double slow_factor = 1;  // [distributed] slow_factor: its steps take this many times longer
+  double jitter_ms = 0;    // [distributed] jitter_ms: mean random extra delay per step, every rank
+  double latency_ms = 0;   // [distributed] latency_ms: added to every message
+  double bandwidth_mb_s = 0;  // [distributed] bandwidth_mb_s: per-message bandwidth (0 = unlimited)
+  // Fault injection for tests: `kill` (SIGKILL) or `hang` (SIGSTOP) rank
+  // fault_rank at step fault_step.
+  std::string fault = "none";  // [distributed] fault: none, kill, hang
+  int64_t fault_rank = -1;     // [distributed] fault_rank
+  int64_t fault_step = 0;      // [distributed] fault_step
+};
+
 struct TrainConfig {
   ModelConfig model;
   DataConfig data;
@@ -96,6 +120,7 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   TrainSection train;
+  DistributedConfig distributed;
   std::string config_path;  // where it was read from (for relative paths)
 };
 
