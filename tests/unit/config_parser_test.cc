@@ -237,10 +237,11 @@ TEST(ConfigParser, UnknownSectionSuggestsNearest) {
             "config.toml:5: unknown section [optimiser]; did you mean [optimizer]?");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[training]\nepochs = 1\n"),
             "config.toml:5: unknown section [training]; did you mean [train]?");
-  // Reserved for distributed training, and not accepted until it exists.
-  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[distributed]\nworld_size = 2\n"),
-            "config.toml:5: unknown section [distributed]; sections are [model], [data], [loss], "
-            "[optimizer], [schedule], [train]");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[distribute]\nalgorithm = \"lasgd\"\n"),
+            "config.toml:5: unknown section [distribute]; did you mean [distributed]?");
+  // The world size comes from mpirun, not the config.
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[distributed]\nworld_size = 2\n").substr(0, 56),
+            "config.toml:6: unknown key 'distributed.world_size'; [di");
   EXPECT_EQ(ErrorOf("model = \"m.onnx\"\n"),
             "config.toml:1: 'model' must be a section ([model]), got string \"m.onnx\"");
 }
