@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -69,9 +70,15 @@ std::string FormatDuration(double seconds) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TrainingSession>> TrainingSession::Create(TrainConfig config) {
+absl::StatusOr<std::unique_ptr<TrainingSession>> TrainingSession::Create(
+    TrainConfig config, distributed::Communicator* comm) {
   std::unique_ptr<TrainingSession> s(new TrainingSession());
   s->config_ = std::move(config);
+  s->comm_ = comm;
+  if (comm) {
+    s->rank_ = comm->rank();
+    s->world_size_ = comm->size();
+  }
   RETURN_IF_ERROR(s->Init());
   return s;
 }
@@ -88,19 +95,19 @@ absl::Status TrainingSession::Init() {
   if (!config_.data.test.empty()) {
     ASSIGN_OR_RETURN(test_data_, data::OpenDataset(config_.data.test, data::Split::kTest));
   }
-  // Parameters (every float initializer that is not a constant) in one arena.
-  std::vector<std::string> float_inits;
-  for (const auto& [name, t] : forward_.initializers)
-    if (IsFloatingPoint(t.dtype()) && !forward_.constant_names.count(name))
-      float_inits.push_back(name);
-  param_arena_ = PackContiguous(forward_.initializers, float_inits);
-
+  const std::string& algorithm = config_.distributed.algorithm;
+  if (world_size_ > 1 && algorithm == "none") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "launched with ", world_size_,
+        " ranks but distributed.algorithm = \"none\"; choose lasgd, sync, local or sgp"));
+  }
   const int64_t batch = config_.data.batch_size;
   auto program = graph::BuildTrainingProgram(forward_, config_, batch);
   if (!program.ok())
     return WithContext(program.status(), absl::StrCat("while building the training program of '",
                                                       config_.model.path, "'"));
   program_ = std::move(*program);
+  RETURN_IF_ERROR(PackParameters());
   // Optimizer state in a second arena.
   state_arena_ = PackContiguous(program_.graph.initializers, program_.optimizer_state);
 
@@ -129,11 +136,19 @@ absl::Status TrainingSession::Init() {
         "data.test '", test_data_->name(), "' has samples of shape ",
         ShapeToString(test_data_->sample_shape()), "; the model takes ", ShapeToString(expected)));
   }
+  if (algorithm != "none") {
+    // The "distributed" phase: sync puts gradient All-Reduce nodes into
+    // train_step; the others build the programs run at segment boundaries.
+    ASSIGN_OR_RETURN(data_parallel_,
+                     distributed::DataParallel::Create(config_.distributed, comm_, &program_));
+    straggler_ = std::make_unique<distributed::StragglerEmulator>(config_.distributed, rank_);
+  }
   CompileOptions options;
   options.num_threads = static_cast<int>(config_.train.threads);
   // LASGD_PROFILE=1 prints where a training step spends its time at the end.
   options.profile = std::getenv("LASGD_PROFILE") != nullptr;
   ASSIGN_OR_RETURN(train_, Executor::Create(program_.graph, options));
+  if (data_parallel_) RETURN_IF_ERROR(data_parallel_->Bind(model_buffers_));
 
   data::DataLoaderOptions lo;
   lo.batch_size = batch;
@@ -145,6 +160,9 @@ absl::Status TrainingSession::Init() {
   lo.crop_padding = config_.data.random_crop ? static_cast<int>(config_.data.crop_padding) : 0;
   lo.horizontal_flip = config_.data.random_flip;
   lo.prefetch_batches = static_cast<int>(config_.data.prefetch);
+  // Each rank reads its own equal share, so collectives always match.
+  lo.rank = rank_;
+  lo.world_size = world_size_;
   ASSIGN_OR_RETURN(train_loader_, data::DataLoader::Create(train_data_, lo));
 
   int64_t per_epoch = train_loader_->batches_per_epoch();
@@ -154,6 +172,69 @@ absl::Status TrainingSession::Init() {
                                                 total_steps_, batch));
   schedule_ = std::make_unique<LearningRateSchedule>(std::move(schedule));
   return absl::OkStatus();
+}
+
+absl::Status TrainingSession::PackParameters() {
+  // Every float initializer that is not a constant lives in one arena, in
+  // the order trainable parameters, BN statistics, the rest: the averaged
+  // spans of distributed training are then two flat ranges.
+  std::vector<std::string> order;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& name) {
+    auto it = forward_.initializers.find(name);
+    if (it == forward_.initializers.end() || !IsFloatingPoint(it->second.dtype()) ||
+        forward_.constant_names.count(name) || !seen.insert(name).second)
+      return;
+    order.push_back(name);
+  };
+  for (const std::string& n : program_.parameters) add(n);
+  const size_t num_params = order.size();
+  for (const std::string& n : program_.buffers) add(n);
+  for (const auto& [name, t] : forward_.initializers) add(name);
+  param_arena_ = PackContiguous(forward_.initializers, order);
+  for (const std::string& n : order) {
+    auto it = program_.graph.initializers.find(n);
+    if (it != program_.graph.initializers.end()) it->second = forward_.initializers.at(n);
+  }
+  if (config_.distributed.algorithm == "none") return absl::OkStatus();
+  // The spans the algorithms average: float32 only (they are flat float
+  // buffers on the wire).
+  for (const std::string& n : order) {
+    if (forward_.initializers.at(n).dtype() != DataType::kFloat32) {
+      return absl::UnimplementedError(
+          absl::StrCat("distributed training averages float32 parameters; initializer '", n,
+                       "' is ", DataTypeName(forward_.initializers.at(n).dtype())));
+    }
+  }
+  auto span_end = [&](size_t to) {
+    const Tensor& last = forward_.initializers.at(order[to - 1]);
+    return reinterpret_cast<const char*>(last.raw_data()) + last.nbytes();
+  };
+  char* base = static_cast<char*>(param_arena_.raw_data());
+  if (num_params > 0) {
+    model_buffers_.params = reinterpret_cast<float*>(base);
+    model_buffers_.param_floats = (span_end(num_params) - base) / sizeof(float);
+  }
+  if (order.size() > num_params) {
+    char* start = static_cast<char*>(forward_.initializers.at(order[num_params]).raw_data());
+    model_buffers_.buffers = reinterpret_cast<float*>(start);
+    model_buffers_.buffer_floats = (span_end(order.size()) - start) / sizeof(float);
+  }
+  return absl::OkStatus();
+}
+
+int64_t TrainingSession::ScheduleStep() const {
+  if (data_parallel_ && config_.distributed.segment_ms > 0) {
+    return data_parallel_->global_samples() / (config_.data.batch_size * world_size_);
+  }
+  return step_;
+}
+
+bool TrainingSession::Done() const {
+  if (data_parallel_ && config_.distributed.segment_ms > 0) {
+    return data_parallel_->ShouldStop(total_steps_ * config_.data.batch_size * world_size_);
+  }
+  return step_ >= total_steps_;
 }
 
 absl::StatusOr<Executor*> TrainingSession::EvalExecutorFor(int64_t batch_size) {
@@ -175,7 +256,7 @@ absl::StatusOr<double> TrainingSession::Step(const data::Batch& batch) {
   std::map<std::string, Tensor> feeds = {
       {program_.data_input, batch.inputs},
       {program_.labels_input, batch.labels},
-      {program_.lr_input, ScalarFloat(schedule_->LearningRate(step_))},
+      {program_.lr_input, ScalarFloat(schedule_->LearningRate(ScheduleStep()))},
       {program_.step_input, ScalarInt64(step_)}};
   RunOptions run;
   run.skip_updates_unless_finite = program_.loss;
@@ -266,6 +347,7 @@ Checkpoint TrainingSession::MakeCheckpoint() const {
   ckpt.metadata["data_batch"] = absl::StrCat(pos.batch);
   ckpt.metadata["model"] = config_.model.path;
   ckpt.metadata["optimizer"] = config_.optimizer.type;
+  ckpt.metadata["world_size"] = absl::StrCat(world_size_);
   return ckpt;
 }
 
@@ -286,6 +368,19 @@ absl::Status TrainingSession::RestoreCheckpoint(const std::string& path) {
     return absl::DataLossError(
         absl::StrCat("checkpoint '", path, "' lacks its step or data position"));
   }
+  // A checkpoint of a run with another number of ranks: an epoch holds
+  // another number of steps here, so the position is carried over as the
+  // fraction of the epoch done (exact at epoch ends, where checkpoints are
+  // written) and the step count follows from it.
+  int64_t saved_world = 1;
+  if (ckpt.metadata.count("world_size") &&
+      !absl::SimpleAtoi(ckpt.metadata["world_size"], &saved_world)) {
+    return absl::DataLossError(absl::StrCat("checkpoint '", path, "' has a bad world_size"));
+  }
+  if (saved_world != world_size_ && saved_world > 0) {
+    batch = batch * saved_world / world_size_;
+    step = epoch * train_loader_->batches_per_epoch() + batch;
+  }
   step_ = step;
   return train_loader_->Seek({epoch, batch});
 }
@@ -296,22 +391,46 @@ absl::Status TrainingSession::Export(const std::string& path) const {
   return importers::ExportInferenceModel(forward_, trained, path);
 }
 
-absl::Status TrainingSession::WriteMetrics(int64_t epoch, double train_loss, double wall_s,
-                                           double samples_per_s) {
+absl::Status TrainingSession::WriteMetrics(
+    int64_t epoch, double train_loss, double wall_s, double samples_per_s,
+    const std::vector<distributed::RankTiming>& timings) {
   std::string path = config_.train.out_dir + "/metrics.jsonl";
   std::ofstream out(path, std::ios::app);
   if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
   out << absl::StrFormat(
       "{\"epoch\": %d, \"step\": %d, \"wall_s\": %.3f, \"train_loss\": %.6f, \"test_loss\": %.6f, "
       "\"test_top1\": %.6f, \"test_top5\": %.6f, \"samples_per_s\": %.2f, \"lr\": %.6g, "
-      "\"skipped_steps\": %d}\n",
+      "\"skipped_steps\": %d",
       epoch, step_, wall_s, train_loss, last_eval_.loss, last_eval_.top1, last_eval_.top5,
-      samples_per_s, schedule_->LearningRate(std::max<int64_t>(step_ - 1, 0)), skipped_steps_);
+      samples_per_s, schedule_->LearningRate(std::max<int64_t>(ScheduleStep() - 1, 0)),
+      skipped_steps_);
+  if (data_parallel_) {
+    // Where every rank's time went: compute, communication in flight, and
+    // the part of it the rank waited for.
+    out << absl::StrFormat(", \"world_size\": %d, \"algorithm\": \"%s\", \"ranks\": [", world_size_,
+                           config_.distributed.algorithm);
+    for (size_t i = 0; i < timings.size(); ++i) {
+      const distributed::RankTiming& t = timings[i];
+      out << absl::StrFormat(
+          "%s{\"rank\": %d, \"steps\": %d, \"samples\": %d, \"compute_s\": %.3f, "
+          "\"comm_s\": %.3f, \"wait_s\": %.3f}",
+          i ? ", " : "", t.rank, t.steps, t.samples, t.compute_s, t.comm_s, t.wait_s);
+    }
+    out << "]";
+  }
+  out << "}\n";
   return absl::OkStatus();
 }
 
 absl::Status TrainingSession::Train(FILE* log) {
-  MakeDirs(config_.train.out_dir);
+  // Only rank 0 prints, evaluates and writes files; the other ranks train.
+  const bool root = rank_ == 0;
+  std::unique_ptr<FILE, int (*)(FILE*)> devnull(nullptr, &std::fclose);
+  if (!root) {
+    devnull.reset(std::fopen("/dev/null", "w"));
+    if (devnull) log = devnull.get();
+  }
+  if (root) MakeDirs(config_.train.out_dir);
   CheckpointManager checkpoints(config_.train.out_dir + "/checkpoints",
                                 static_cast<int>(config_.train.keep_checkpoints));
   if (!config_.train.resume.empty()) {
@@ -333,6 +452,10 @@ absl::Status TrainingSession::Train(FILE* log) {
                    static_cast<long long>(step_));
     }
   }
+  if (data_parallel_) {
+    // Every rank starts from rank 0's model (fresh or restored).
+    RETURN_IF_ERROR_CTX(data_parallel_->BroadcastModel(), "while broadcasting rank 0's model");
+  }
   const int64_t per_epoch = steps_per_epoch();
   const int64_t batch = config_.data.batch_size;
   const bool tty = config_.train.progress && isatty(fileno(log));
@@ -342,30 +465,52 @@ absl::Status TrainingSession::Train(FILE* log) {
       config_.model.path.c_str(), program_.parameters.size(), static_cast<long long>(total_steps_),
       static_cast<long long>(per_epoch), static_cast<long long>(batch),
       config_.optimizer.type.c_str(), schedule_->Describe().c_str());
+  if (data_parallel_) {
+    std::fprintf(log, "distributed: %d ranks, %s, %s\n", world_size_,
+                 comm_ ? comm_->Describe().c_str() : "no communicator",
+                 data_parallel_->Describe().c_str());
+  }
   auto run_start = Clock::now();
   auto epoch_start = Clock::now();
   double epoch_loss = 0;
   int64_t epoch_steps = 0;
-  while (step_ < total_steps_) {
+  int64_t epoch_batches = 0;
+  while (!Done()) {
     ASSIGN_OR_RETURN(data::Batch b, train_loader_->Next());
+    auto step_start = Clock::now();
     ASSIGN_OR_RETURN(double loss, Step(b));
+    ++epoch_batches;
+    if (data_parallel_) {
+      double compute_s = std::chrono::duration<double>(Clock::now() - step_start).count();
+      straggler_->SleepAfterStep(compute_s);
+      straggler_->MaybeInjectFault(step_);
+      RETURN_IF_ERROR_CTX(data_parallel_->AfterStep({step_, b.size(), compute_s}),
+                          "rank ", rank_, " after step ", step_);
+    }
     if (std::isfinite(loss)) {
       epoch_loss += loss;
       ++epoch_steps;
     }
+    const bool last = Done();
+    // The end of a run: wait for what is in flight and average once more, so
+    // that every rank holds the same model for evaluation and export.
+    if (last && data_parallel_) {
+      RETURN_IF_ERROR_CTX(data_parallel_->Finish(), "rank ", rank_, " in the final average");
+    }
     const int64_t epoch = b.position.epoch + 1;
-    const bool end_of_epoch = b.last_in_epoch || step_ == total_steps_;
+    const bool end_of_epoch = b.last_in_epoch || last;
     double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    double rate = (b.position.batch + 1) * batch / std::max(elapsed, 1e-9);
+    // Samples per second over all ranks.
+    double rate = epoch_batches * batch * world_size_ / std::max(elapsed, 1e-9);
     if (tty) {
       int64_t done = b.position.batch + 1;
-      int width = 30, filled = static_cast<int>(width * done / per_epoch);
-      double eta = (per_epoch - done) * batch / std::max(rate, 1e-9);
+      int width = 30, filled = static_cast<int>(width * std::min(done, per_epoch) / per_epoch);
+      double eta = (per_epoch - done) * batch * world_size_ / std::max(rate, 1e-9);
       std::fprintf(log, "\repoch %lld [%s%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %s ",
                    static_cast<long long>(epoch), std::string(filled, '#').c_str(),
                    std::string(width - filled, '.').c_str(), static_cast<long long>(done),
                    static_cast<long long>(per_epoch), epoch_steps ? epoch_loss / epoch_steps : 0.0,
-                   rate, FormatDuration(eta).c_str());
+                   rate, FormatDuration(std::max(eta, 0.0)).c_str());
       std::fflush(log);
     } else if (config_.train.log_every_steps > 0 && step_ % config_.train.log_every_steps == 0) {
       std::fprintf(log, "epoch %lld step %lld/%lld loss %.4f %.0f samples/s\n",
@@ -376,35 +521,44 @@ absl::Status TrainingSession::Train(FILE* log) {
     }
     if (!end_of_epoch) continue;
     if (tty) std::fprintf(log, "\n");
-    const bool last = step_ == total_steps_;
-    if (test_data_ && (last || (config_.train.eval_every_epochs > 0 &&
-                                epoch % config_.train.eval_every_epochs == 0))) {
-      RETURN_IF_ERROR(Evaluate().status());
+    // Every rank's timing (a collective at the same point on every rank).
+    std::vector<distributed::RankTiming> timings;
+    if (data_parallel_) {
+      ASSIGN_OR_RETURN(timings, data_parallel_->GatherTimings());
     }
     double wall = std::chrono::duration<double>(Clock::now() - run_start).count();
     double train_loss = epoch_steps ? epoch_loss / epoch_steps : std::nan("");
-    std::fprintf(log,
-                 "epoch %lld: train_loss %.4f  test_loss %.4f  test_top1 %.2f%%  test_top5 %.2f%%  "
-                 "(%s, %.0f samples/s)\n",
-                 static_cast<long long>(epoch), train_loss, last_eval_.loss, 100 * last_eval_.top1,
-                 100 * last_eval_.top5, FormatDuration(wall).c_str(), rate);
-    RETURN_IF_ERROR(WriteMetrics(epoch, train_loss, wall, rate));
-    if (config_.train.checkpoint_every_epochs > 0 &&
-        (last || epoch % config_.train.checkpoint_every_epochs == 0)) {
-      RETURN_IF_ERROR(checkpoints.Save(step_, MakeCheckpoint()).status());
+    if (root) {
+      if (test_data_ && (last || (config_.train.eval_every_epochs > 0 &&
+                                  epoch % config_.train.eval_every_epochs == 0))) {
+        RETURN_IF_ERROR(Evaluate().status());
+      }
+      std::fprintf(log,
+                   "epoch %lld: train_loss %.4f  test_loss %.4f  test_top1 %.2f%%  test_top5 "
+                   "%.2f%%  (%s, %.0f samples/s)\n",
+                   static_cast<long long>(epoch), train_loss, last_eval_.loss,
+                   100 * last_eval_.top1, 100 * last_eval_.top5, FormatDuration(wall).c_str(), rate);
+      RETURN_IF_ERROR(WriteMetrics(epoch, train_loss, wall, rate, timings));
+      if (config_.train.checkpoint_every_epochs > 0 &&
+          (last || epoch % config_.train.checkpoint_every_epochs == 0)) {
+        RETURN_IF_ERROR(checkpoints.Save(step_, MakeCheckpoint()).status());
+      }
     }
     epoch_loss = 0;
     epoch_steps = 0;
+    epoch_batches = 0;
     epoch_start = Clock::now();
+    if (last) break;
   }
-  if (!config_.train.export_path.empty()) {
+  if (root && !config_.train.export_path.empty()) {
     std::string path = config_.train.export_path;
     if (path[0] != '/') path = config_.train.out_dir + "/" + path;
     RETURN_IF_ERROR(Export(path));
     std::fprintf(log, "exported the trained model to %s\n", path.c_str());
   }
   if (std::getenv("LASGD_PROFILE")) std::fputs(train_->ProfileReport(25).c_str(), log);
-  if (test_data_) std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
+  if (test_data_ && root)
+    std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
   return absl::OkStatus();
 }
 

@@ -8,6 +8,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
+#include "distributed/straggler.h"
 #include "graph/graph.h"
 #include "graph/passes/training.h"
 #include "runtime/checkpoint.h"
@@ -30,7 +33,11 @@ class TrainingSession {
  public:
   // Reads the model and the data, builds and compiles the training and
   // evaluation programs. Errors name the config key, file or node at fault.
-  static absl::StatusOr<std::unique_ptr<TrainingSession>> Create(TrainConfig config);
+  // With a communicator (one rank of `mpirun -np N`), this rank trains its
+  // shard of the data with [distributed] algorithm; only rank 0 prints,
+  // evaluates, writes metrics, checkpoints and the export.
+  static absl::StatusOr<std::unique_ptr<TrainingSession>> Create(
+      TrainConfig config, distributed::Communicator* comm = nullptr);
 
   // Runs the whole schedule (resuming first when train.resume says so),
   // evaluating, writing metrics and checkpoints, and exporting at the end.
@@ -52,6 +59,9 @@ class TrainingSession {
   absl::Status Export(const std::string& path) const;
 
   int64_t step() const { return step_; }
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  distributed::DataParallel* data_parallel() const { return data_parallel_.get(); }
   int64_t steps_per_epoch() const { return train_loader_->batches_per_epoch(); }
   const graph::TrainingProgram& program() const { return program_; }
   const TrainConfig& config() const { return config_; }
@@ -61,7 +71,17 @@ class TrainingSession {
   TrainingSession() = default;
   absl::Status Init();
   absl::StatusOr<Executor*> EvalExecutorFor(int64_t batch_size);
-  absl::Status WriteMetrics(int64_t epoch, double train_loss, double wall_s, double samples_per_s);
+  absl::Status WriteMetrics(int64_t epoch, double train_loss, double wall_s, double samples_per_s,
+                            const std::vector<distributed::RankTiming>& timings);
+  // Packs the float initializers into param_arena_ (trainable parameters
+  // first, then BN statistics, then the rest) and points the training
+  // program at the packed tensors.
+  absl::Status PackParameters();
+  // The step the LR schedule reads: this rank's optimizer steps, or with
+  // segment_ms the global progress every rank agrees on.
+  int64_t ScheduleStep() const;
+  // Whether the run is over (with segment_ms: decided by the averages).
+  bool Done() const;
   Checkpoint MakeCheckpoint() const;
 
   TrainConfig config_;
@@ -78,6 +98,12 @@ class TrainingSession {
   int64_t num_classes_ = 0;
   int64_t skipped_steps_ = 0;
   EvalResult last_eval_;
+  // Distributed training (world_size_ > 1 or an algorithm other than none).
+  distributed::Communicator* comm_ = nullptr;
+  int rank_ = 0, world_size_ = 1;
+  std::unique_ptr<distributed::DataParallel> data_parallel_;
+  std::unique_ptr<distributed::StragglerEmulator> straggler_;
+  distributed::ModelBuffers model_buffers_;
 };
 
 }  // namespace lasgd::runtime
