@@ -1,5 +1,7 @@
-// lasgd-run: compute (and, with later issues, train) ONNX models.
+// lasgd-run: train and compute ONNX models.
 //
+//   lasgd-run train CONFIG.toml [--set section.key=value]...
+//   mpirun -np N lasgd-run train CONFIG.toml ...   (data-parallel, [distributed])
 //   lasgd-run infer MODEL --input NAME=FILE.npy [...] --output-dir DIR [--threads N]
 #include <sys/stat.h>
 
@@ -17,12 +19,17 @@
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
+#if LASGD_WITH_MPI && __has_include("distributed/mpi_communicator.h")
+#include "distributed/mpi_communicator.h"
+#define LASGD_RUN_WITH_MPI 1
+#endif
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: lasgd-run train CONFIG.toml [--set section.key=value]...\n"
-    "  Trains the model the config names; see the README for every key.\n"
+    "  Trains the model the config names; see the README for every key. Under\n"
+    "  mpirun/srun every rank trains its shard with [distributed] algorithm.\n"
     "       lasgd-run infer MODEL.onnx --input NAME=FILE.npy [--input ...] --output-dir DIR\n"
     "                 [--threads N] [--kernel NAME] [--repeat N]\n"
     "  Computes the model on CPU and writes every graph output as DIR/<output name>.npy.\n";
@@ -155,12 +162,43 @@ int Train(int argc, char** argv) {
   }
   auto config = runtime::LoadTrainConfig(config_path, overrides);
   if (!config.ok()) return Fail(std::string(config.status().message()));
-  auto session = runtime::TrainingSession::Create(*config);
-  if (!session.ok()) return Fail(std::string(session.status().message()));
+  // One rank of a job launched by mpirun/srun: talk to the others over MPI.
+  std::unique_ptr<distributed::Communicator> comm;
+#if LASGD_RUN_WITH_MPI
+  if (distributed::LaunchedUnderMpi()) {
+    distributed::CommOptions options;
+    options.timeout_s = config->distributed.timeout_s;
+    options.latency_ms = config->distributed.latency_ms;
+    options.bandwidth_mb_s = config->distributed.bandwidth_mb_s;
+    auto created = distributed::CreateMpiCommunicator(options);
+    if (!created.ok()) return Fail(std::string(created.status().message()));
+    comm = std::move(*created);
+  }
+#endif
+  if (!comm && config->distributed.algorithm != "none") {
+    std::fprintf(stderr,
+                 "lasgd-run: note: distributed.algorithm = \"%s\" but not launched by mpirun; "
+                 "training as a single rank\n",
+                 config->distributed.algorithm.c_str());
+  }
+  // An error on one rank ends the whole job (MPI_Abort), so that no other
+  // rank waits for this one until its timeout.
+  auto fail_rank = [&](const absl::Status& status) {
+    if (comm && comm->size() > 1) {
+      std::fprintf(stderr, "lasgd-run: error on rank %d of %d: %s\n", comm->rank(), comm->size(),
+                   std::string(status.message()).c_str());
+      std::fflush(stderr);
+      comm->Abort(1);
+    }
+    return Fail(std::string(status.message()));
+  };
+  auto session = runtime::TrainingSession::Create(*config, comm.get());
+  if (!session.ok()) return fail_rank(session.status());
   absl::Status st = (*session)->Train(stderr);
-  if (!st.ok()) return Fail(std::string(st.message()));
+  if (!st.ok()) return fail_rank(st);
   const auto& eval = (*session)->last_eval();
-  if (eval.samples > 0) std::printf("test_top1 %.4f test_loss %.4f\n", eval.top1, eval.loss);
+  if (eval.samples > 0 && (*session)->rank() == 0)
+    std::printf("test_top1 %.4f test_loss %.4f\n", eval.top1, eval.loss);
   return 0;
 }
 
