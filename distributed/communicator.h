@@ -10,8 +10,10 @@
 // went silent; nothing here ever hangs forever or calls exit().
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -33,11 +35,52 @@ struct CommOptions {
   double bandwidth_mb_s = 0;  // 0 = unlimited
 };
 
+// The emulated delays both backends apply (MB = 10^6 bytes). A message or
+// collective completes no earlier than its start plus this; collectives run
+// one after another, so one starts when every rank has issued it and the
+// previous one completed. Broadcast is charged like a binomial tree
+// (ceil(log2 N) messages of B bytes), Barrier like an All-Reduce of 0 bytes.
+inline double EmulatedMessageSeconds(const CommOptions& options, double bytes) {
+  double seconds = options.latency_ms * 1e-3;
+  if (options.bandwidth_mb_s > 0) seconds += bytes / (options.bandwidth_mb_s * 1e6);
+  return seconds;
+}
+inline double EmulatedAllReduceSeconds(const CommOptions& options, size_t bytes, int size) {
+  if (size <= 1) return 0;
+  return 2.0 * (size - 1) * EmulatedMessageSeconds(options, static_cast<double>(bytes) / size);
+}
+inline double EmulatedBroadcastSeconds(const CommOptions& options, size_t bytes, int size) {
+  if (size <= 1) return 0;
+  return std::ceil(std::log2(static_cast<double>(size))) *
+         EmulatedMessageSeconds(options, static_cast<double>(bytes));
+}
+inline double EmulatedBarrierSeconds(const CommOptions& options, int size) {
+  return EmulatedAllReduceSeconds(options, 0, size);
+}
+
+// "16 B", "1.6 MB": message sizes in error messages and logs.
+inline std::string HumanBytes(double bytes) {
+  char text[32];
+  if (bytes < 1e3) {
+    std::snprintf(text, sizeof(text), "%.0f B", bytes);
+  } else if (bytes < 1e6) {
+    std::snprintf(text, sizeof(text), "%.3g kB", bytes / 1e3);
+  } else if (bytes < 1e9) {
+    std::snprintf(text, sizeof(text), "%.3g MB", bytes / 1e6);
+  } else {
+    std::snprintf(text, sizeof(text), "%.3g GB", bytes / 1e9);
+  }
+  return text;
+}
+
 // Time and traffic of one rank, for metrics.jsonl and the overlap measurement.
 struct CommStats {
   int64_t allreduces = 0;
   int64_t bytes_reduced = 0;
-  double comm_s = 0;  // wall time collectives were in flight (start to completion)
+  // Wall time collectives were in flight (start to completion); with several
+  // operations (messages included) in flight at once, the union of their
+  // intervals, so overlapping operations are not counted twice.
+  double comm_s = 0;
   double wait_s = 0;  // wall time callers spent blocked in Wait (the part not hidden)
 };
 
