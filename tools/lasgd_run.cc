@@ -19,7 +19,7 @@
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
-#if LASGD_WITH_MPI && __has_include("distributed/mpi_communicator.h")
+#if LASGD_WITH_MPI && __has_include("distributed/mpi_communicator.cc")
 #include "distributed/mpi_communicator.h"
 #define LASGD_RUN_WITH_MPI 1
 #endif
