@@ -557,6 +557,11 @@ std::vector<KeyInfo> BuildKeys() {
       "A progress bar on a terminal; plain lines otherwise.");
   Add(&k, "train.log_every_steps", LASGD_FIELD(train.log_every_steps), {AtLeast(1)},
       "Steps between plain progress lines when not on a terminal.");
+  Add(&k, "train.curve_every_s", LASGD_FIELD(train.curve_every_s), {AtLeast(0)},
+      "Rank 0 copies its model every this many seconds of training wall time; after training "
+      "each copy is evaluated on `data.test` and written to `out_dir/curve.jsonl` (`wall_s`, "
+      "`step`, `samples`, `test_top1`, `test_loss`): test accuracy against wall time without "
+      "evaluations slowing the run. 0 = off.");
   // [distributed]
   Add(&k, "distributed.algorithm", LASGD_FIELD(distributed.algorithm),
       {OneOf({"none", "lasgd", "sync", "local", "sgp"})},

@@ -87,6 +87,8 @@ struct TrainSection {
   bool progress = true;  // [train] progress: a progress bar on a terminal, plain lines otherwise
   int64_t log_every_steps =
       50;  // [train] log_every_steps: plain progress lines when not a terminal
+  double curve_every_s = 0;  // [train] curve_every_s: rank 0 snapshots its model this often
+                             // (training wall time) and evaluates them all afterwards
 };
 
 // [distributed]: data-parallel training over MPI (`mpirun -np N lasgd-run
