@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "distributed/collective_ops.h"
 #include "ops/autodiff_ops.h"
 #include "ops/backward_ops.h"
 #include "ops/backward_ops_ew.h"
@@ -36,6 +37,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterOptimizerOps(*r);
     RegisterNnBackwardOps(*r);
     RegisterElementwiseBackwardOps(*r);
+    distributed::RegisterCollectiveOps(*r);
     return r;
   }();
   return *registry;
