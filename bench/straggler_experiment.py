@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The distributed experiment: time to a target test accuracy and final
+accuracy of lasgd, sync, local and sgp on N ranks (one machine standing in for
+a cluster) in four scenarios:
+
+  none    no straggler
+  slow    one rank 2x slower (lasgd runs with segments in wall time, segment_ms)
+  jitter  random per-step delay on every rank (exponential, mean --jitter-ms)
+  net     1 ms latency and 100 MB/s per message
+
+Every run is `mpirun -np N build/bin/lasgd-run train zoo/fashion-mnist/config.toml
+--set ...` with train.curve_every_s: rank 0 copies its model every few seconds
+and evaluates the copies after training, so evaluation never slows the run.
+Writes a markdown table, a JSON file with every curve, and a PNG plot of test
+accuracy against wall time (one panel per scenario).
+
+    python3 bench/straggler_experiment.py            # all 16 runs
+    python3 bench/straggler_experiment.py --scenarios none,jitter --algorithms lasgd,sync
+
+Results of finished runs are kept in the JSON file and not run again unless
+--rerun is given, so an interrupted experiment continues where it stopped.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+ALGORITHMS = ["lasgd", "sync", "local", "sgp"]
+SCENARIOS = ["none", "slow", "jitter", "net"]
+SCENARIO_TITLES = {
+    "none": "no straggler",
+    "slow": "one rank 2x slower",
+    "jitter": "random per-step jitter",
+    "net": "1 ms latency, 100 MB/s",
+}
+
+
+def run_settings(algorithm, scenario, args):
+    """The --set overrides of one run."""
+    s = {
+        "distributed.algorithm": algorithm,
+        "distributed.segment_steps": args.segment_steps,
+        "data.batch_size": args.batch,
+        "train.epochs": args.epochs,
+        "train.threads": 1,
+        "train.progress": "false",
+        "train.log_every_steps": 1000000,
+        "train.eval_every_epochs": 1000,
+        "train.checkpoint_every_epochs": 0,
+        "train.export": "",
+        "train.curve_every_s": args.curve_every_s,
+        "schedule.warmup_steps": args.warmup_steps,
+        "optimizer.lr": args.lr,
+        "distributed.timeout_s": 600,
+    }
+    if scenario == "slow":
+        s["distributed.slow_rank"] = args.ranks - 1
+        s["distributed.slow_factor"] = 2
+        if algorithm == "lasgd":
+            s["distributed.segment_ms"] = args.segment_ms
+    elif scenario == "jitter":
+        s["distributed.jitter_ms"] = args.jitter_ms
+    elif scenario == "net":
+        s["distributed.latency_ms"] = 1
+        s["distributed.bandwidth_mb_s"] = 100
+    return s
+
+
+def run_one(algorithm, scenario, args):
+    out_dir = os.path.join(args.work, f"{scenario}-{algorithm}")
+    subprocess.run(["rm", "-rf", out_dir], check=True)
+    settings = run_settings(algorithm, scenario, args)
+    settings["train.out_dir"] = out_dir
+    cmd = ["mpirun", "--oversubscribe", "-np", str(args.ranks),
+           os.path.join(ROOT, "build/bin/lasgd-run"), "train",
+           os.path.join(ROOT, "zoo/fashion-mnist/config.toml")]
+    for k, v in settings.items():
+        cmd += ["--set", f"{k}={v}"]
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {scenario:6s} {algorithm:5s} ...", flush=True)
+    start = time.time()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.time() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"{scenario}/{algorithm} failed with exit code {proc.returncode}")
+    curve = [json.loads(line) for line in open(os.path.join(out_dir, "curve.jsonl"))]
+    metrics = [json.loads(line) for line in open(os.path.join(out_dir, "metrics.jsonl"))]
+    last = metrics[-1]
+    result = {
+        "algorithm": algorithm, "scenario": scenario, "process_wall_s": wall,
+        "curve": curve, "final_top1": last["test_top1"], "train_wall_s": curve[-1]["wall_s"],
+        "ranks": last.get("ranks", []), "settings": settings,
+        "time_to_target_s": time_to(curve, args.target),
+    }
+    ttt = result["time_to_target_s"]
+    print(f"    final {100 * result['final_top1']:.2f}%  time to {100 * args.target:.0f}%: "
+          f"{'%.1f s' % ttt if ttt is not None else 'not reached'}  ({wall:.0f} s)", flush=True)
+    return result
+
+
+def time_to(curve, target):
+    """Wall time of the first snapshot at or above target, interpolated
+    linearly from the one before it."""
+    prev = None
+    for p in curve:
+        if p["test_top1"] >= target:
+            if prev is None or p["test_top1"] == prev["test_top1"]:
+                return p["wall_s"]
+            f = (target - prev["test_top1"]) / (p["test_top1"] - prev["test_top1"])
+            return prev["wall_s"] + f * (p["wall_s"] - prev["wall_s"])
+        prev = p
+    return None
+
+
+def write_table(results, args, path):
+    lines = [
+        "# Distributed experiment: LASGD against sync, local SGD and SGP under stragglers",
+        "",
+        f"Fashion-MNIST, the `zoo/fashion-mnist` CNN, {args.ranks} ranks on one machine "
+        f"(`mpirun --oversubscribe`), {args.batch} samples per rank per step, "
+        f"{args.epochs} epochs, lr {args.lr}, segment_steps {args.segment_steps} "
+        f"(lasgd/local), segment_ms {args.segment_ms} (lasgd in the slow-rank scenario), "
+        f"jitter mean {args.jitter_ms} ms. Test accuracy of rank 0's model every "
+        f"{args.curve_every_s} s of training, evaluated after the run.",
+        "",
+        f"Produced by `python3 bench/straggler_experiment.py {' '.join(sys.argv[1:])}` on "
+        f"{datetime.date.today()} ({platform.node()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end).",
+        "",
+        f"| scenario | algorithm | time to {100 * args.target:.0f}% (s) | speed-up vs sync | "
+        "final top-1 (%) | vs sync (points) | train wall (s) | rank-0 wait (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario in SCENARIOS:
+        sync = results.get(f"{scenario}/sync")
+        for algorithm in ALGORITHMS:
+            r = results.get(f"{scenario}/{algorithm}")
+            if r is None:
+                continue
+            ttt = r["time_to_target_s"]
+            speedup = ""
+            if sync and ttt and sync["time_to_target_s"]:
+                speedup = f"{sync['time_to_target_s'] / ttt:.2f}x"
+            delta = ""
+            if sync:
+                delta = f"{100 * (r['final_top1'] - sync['final_top1']):+.2f}"
+            wait = r["ranks"][0]["wait_s"] if r["ranks"] else float("nan")
+            lines.append(
+                f"| {SCENARIO_TITLES[scenario]} | {algorithm} | "
+                f"{'%.1f' % ttt if ttt else 'not reached'} | {speedup} | "
+                f"{100 * r['final_top1']:.2f} | {delta} | {r['train_wall_s']:.1f} | {wait:.1f} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(results, args, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(SCENARIOS), figsize=(5 * len(SCENARIOS), 4), sharey=True)
+    for ax, scenario in zip(axes, SCENARIOS):
+        for algorithm in ALGORITHMS:
+            r = results.get(f"{scenario}/{algorithm}")
+            if r is None:
+                continue
+            ax.plot([p["wall_s"] for p in r["curve"]], [100 * p["test_top1"] for p in r["curve"]],
+                    label=algorithm, marker=".")
+        ax.axhline(100 * args.target, color="gray", linestyle=":", linewidth=1)
+        ax.set_title(SCENARIO_TITLES[scenario])
+        ax.set_xlabel("wall time (s)")
+        ax.set_ylim(80, 93)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test top-1 (%)")
+    axes[0].legend()
+    fig.suptitle(f"Fashion-MNIST CNN, {args.ranks} ranks: test accuracy against wall time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    p.add_argument("--scenarios", default=",".join(SCENARIOS))
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch", type=int, default=32, help="samples per rank per step")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--segment-steps", type=int, default=8)
+    p.add_argument("--segment-ms", type=float, default=2000)
+    p.add_argument("--jitter-ms", type=float, default=100)
+    p.add_argument("--curve-every-s", type=float, default=5)
+    p.add_argument("--target", type=float, default=0.90)
+    p.add_argument("--work", default="/tmp/lasgd-straggler")
+    p.add_argument("--results", default=os.path.join(ROOT, "bench/results/straggler_fashion_mnist"))
+    p.add_argument("--rerun", action="store_true")
+    args = p.parse_args()
+
+    json_path = args.results + ".json"
+    results = {}
+    if os.path.exists(json_path) and not args.rerun:
+        results = json.load(open(json_path))
+    for scenario in args.scenarios.split(","):
+        for algorithm in args.algorithms.split(","):
+            key = f"{scenario}/{algorithm}"
+            if key in results and not args.rerun:
+                continue
+            results[key] = run_one(algorithm, scenario, args)
+            with open(json_path, "w") as f:
+                json.dump(results, f, indent=1)
+    write_table(results, args, args.results + ".md")
+    plot(results, args, args.results + ".png")
+    print(open(args.results + ".md").read())
+
+
+if __name__ == "__main__":
+    main()
