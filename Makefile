@@ -34,12 +34,15 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 
-# The main job: train the zoo CNN on Fashion-MNIST (Debian's
-# dataset-fashion-mnist) and print the final test accuracy.
+# The main job: distributed LASGD training of the zoo CNN on Fashion-MNIST
+# (Debian's dataset-fashion-mnist) on TRAIN_RANKS ranks under mpirun, printing
+# progress and the final test accuracy.
 TRAIN_CONFIG ?= zoo/fashion-mnist/config.toml
 TRAIN_ARGS ?=
+TRAIN_RANKS ?= 2
+MPIRUN ?= mpirun --oversubscribe $(if $(SUDO),,--allow-run-as-root) -np $(TRAIN_RANKS)
 train: build
-	$(BUILD_DIR)/bin/lasgd-run train $(TRAIN_CONFIG) $(TRAIN_ARGS)
+	$(MPIRUN) $(BUILD_DIR)/bin/lasgd-run train $(TRAIN_CONFIG) $(TRAIN_ARGS)
 
 format:
 	git ls-files '*.cc' '*.h' '*.cu' | xargs clang-format -i
