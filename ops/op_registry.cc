@@ -33,6 +33,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterReduceOps(*r);
     RegisterLossOps(*r);
     RegisterMiscOps(*r);
+    RegisterStatelessDropoutOps(*r);
     RegisterAutodiffOps(*r);
     RegisterOptimizerOps(*r);
     RegisterNnBackwardOps(*r);

@@ -217,5 +217,6 @@ void RegisterShapeOps(OpRegistry& registry);
 void RegisterReduceOps(OpRegistry& registry);
 void RegisterLossOps(OpRegistry& registry);
 void RegisterMiscOps(OpRegistry& registry);
+void RegisterStatelessDropoutOps(OpRegistry& registry);  // ops/stateless_dropout.cc
 
 }  // namespace lasgd::ops

@@ -36,6 +36,14 @@ Tensor ScalarInt64(int64_t v) {
   return t;
 }
 
+// Micro-batch i of k of a batch tensor: a view of its rows.
+Tensor MicroBatch(const Tensor& t, int64_t i, int64_t k) {
+  Shape shape = t.shape();
+  shape[0] /= k;
+  const size_t bytes = t.nbytes() / k;
+  return Tensor::Aliasing(t, i * bytes, t.dtype(), shape);
+}
+
 // Copies the named tensors into one contiguous buffer and makes each of them
 // a view into it, so that averaging, snapshots and checkpoints are a few flat
 // operations over the buffer rather than one per tensor.
@@ -84,12 +92,6 @@ absl::StatusOr<std::unique_ptr<TrainingSession>> TrainingSession::Create(
 }
 
 absl::Status TrainingSession::Init() {
-  if (config_.train.accumulate != 1) {
-    return absl::UnimplementedError(
-        absl::StrCat("train.accumulate = ", config_.train.accumulate,
-                     ": gradient accumulation over micro-batches is not implemented yet; "
-                     "use a larger data.batch_size"));
-  }
   ASSIGN_OR_RETURN(forward_, importers::LoadOnnxModel(config_.model.path));
   ASSIGN_OR_RETURN(train_data_, data::OpenDataset(config_.data.train, data::Split::kTrain));
   if (!config_.data.test.empty()) {
@@ -110,6 +112,9 @@ absl::Status TrainingSession::Init() {
   RETURN_IF_ERROR(PackParameters());
   // Optimizer state in a second arena.
   state_arena_ = PackContiguous(program_.graph.initializers, program_.optimizer_state);
+  // Gradient accumulators (train.accumulate > 1) in a third, zeroed by one
+  // memset after each optimizer step.
+  accum_arena_ = PackContiguous(program_.graph.initializers, program_.grad_accumulators);
 
   const graph::ValueInfo* logits = program_.graph.FindValueInfo(program_.logits);
   if (config_.loss.type == "cross_entropy" && logits && logits->shape.size() == 2) {
@@ -147,11 +152,15 @@ absl::Status TrainingSession::Init() {
   options.num_threads = static_cast<int>(config_.train.threads);
   // LASGD_PROFILE=1 prints where a training step spends its time at the end.
   options.profile = std::getenv("LASGD_PROFILE") != nullptr;
+  // train_step reads the accumulators the accumulate program writes.
+  for (const std::string& a : program_.grad_accumulators) options.mutable_initializers.insert(a);
   ASSIGN_OR_RETURN(train_, Executor::Create(program_.graph, options));
+  if (program_.accumulate > 1) RETURN_IF_ERROR(CompileAccumulation(options));
   if (data_parallel_) RETURN_IF_ERROR(data_parallel_->Bind(model_buffers_));
 
   data::DataLoaderOptions lo;
-  lo.batch_size = batch;
+  // One optimizer step's samples: Step() splits them into micro-batches.
+  lo.batch_size = batch * program_.accumulate;
   lo.shuffle = config_.data.shuffle;
   lo.seed = config_.data.seed;
   lo.drop_last = true;  // the training program is compiled for one batch size
@@ -169,7 +178,7 @@ absl::Status TrainingSession::Init() {
   total_steps_ = config_.train.steps > 0 ? config_.train.steps : config_.train.epochs * per_epoch;
   ASSIGN_OR_RETURN(LearningRateSchedule schedule,
                    LearningRateSchedule::Create(config_.schedule, config_.optimizer.lr, per_epoch,
-                                                total_steps_, batch));
+                                                total_steps_, batch * program_.accumulate));
   schedule_ = std::make_unique<LearningRateSchedule>(std::move(schedule));
   return absl::OkStatus();
 }
@@ -253,32 +262,53 @@ absl::StatusOr<Executor*> TrainingSession::EvalExecutorFor(int64_t batch_size) {
 }
 
 absl::StatusOr<double> TrainingSession::Step(const data::Batch& batch) {
-  std::map<std::string, Tensor> feeds = {
-      {program_.data_input, batch.inputs},
-      {program_.labels_input, batch.labels},
-      {program_.lr_input, ScalarFloat(schedule_->LearningRate(ScheduleStep()))},
-      {program_.step_input, ScalarInt64(step_)}};
+  // K = train.accumulate micro-batches: the first K - 1 run the accumulate
+  // program, the last one train_step, which updates the parameters.
+  const int64_t k = program_.accumulate;
+  const int64_t micro = batch.size() / k;
+  if (micro * k != batch.size() || (k > 1 && micro != config_.data.batch_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("step ", step_, ": a batch of ", batch.size(),
+                                                   " samples is not ", k, " micro-batches of ",
+                                                   config_.data.batch_size));
+  }
   RunOptions run;
   run.skip_updates_unless_finite = program_.loss;
-  auto out = train_->Run(feeds, run);
-  if (!out.ok() && absl::IsDataLoss(out.status())) {
-    if (config_.train.on_nan == "skip") {
-      ++skipped_steps_;
-      ++step_;
-      return std::nan("");
+  double loss_sum = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const bool last = i == k - 1;
+    std::map<std::string, Tensor> feeds = {
+        {program_.data_input, k == 1 ? batch.inputs : MicroBatch(batch.inputs, i, k)},
+        {program_.labels_input, k == 1 ? batch.labels : MicroBatch(batch.labels, i, k)}};
+    if (last) {
+      feeds[program_.lr_input] = ScalarFloat(schedule_->LearningRate(ScheduleStep()));
+      feeds[program_.step_input] = ScalarInt64(step_);
     }
-    // Find the first node that produced a non-finite value (updates are
-    // skipped on this run too).
-    run.check_finite = true;
-    auto diagnose = train_->Run(feeds, run);
-    std::string where = diagnose.ok() ? "" : absl::StrCat(": ", diagnose.status().message());
-    return absl::DataLossError(absl::StrCat(
-        "step ", step_, " (epoch ", batch.position.epoch, ", batch ", batch.position.batch,
-        "): the loss is not finite", where, " (set train.on_nan = \"skip\" to drop such steps)"));
+    Executor* program = last ? train_.get() : accumulate_.get();
+    auto out = program->Run(feeds, run);
+    if (!out.ok()) ZeroAccumulators();  // the step is dropped or fails
+    if (!out.ok() && absl::IsDataLoss(out.status())) {
+      if (config_.train.on_nan == "skip") {
+        ++skipped_steps_;
+        ++step_;
+        return std::nan("");
+      }
+      // Find the first node that produced a non-finite value (updates are
+      // skipped on this run too).
+      run.check_finite = true;
+      auto diagnose = program->Run(feeds, run);
+      std::string where = diagnose.ok() ? "" : absl::StrCat(": ", diagnose.status().message());
+      std::string micro_batch = k > 1 ? absl::StrCat(", micro-batch ", i + 1, " of ", k) : "";
+      return absl::DataLossError(absl::StrCat("step ", step_, " (epoch ", batch.position.epoch,
+                                              ", batch ", batch.position.batch, micro_batch,
+                                              "): the loss is not finite", where,
+                                              " (set train.on_nan = \"skip\" to drop such steps)"));
+    }
+    if (!out.ok()) return WithContext(out.status(), absl::StrCat("at step ", step_));
+    loss_sum += out->at(program_.loss).GetAsDouble(0);
   }
-  if (!out.ok()) return WithContext(out.status(), absl::StrCat("at step ", step_));
+  ZeroAccumulators();
   ++step_;
-  return out->at(program_.loss).GetAsDouble(0);
+  return loss_sum / k;
 }
 
 absl::StatusOr<EvalResult> TrainingSession::Evaluate() {
@@ -457,7 +487,7 @@ absl::Status TrainingSession::Train(FILE* log) {
     RETURN_IF_ERROR_CTX(data_parallel_->BroadcastModel(), "while broadcasting rank 0's model");
   }
   const int64_t per_epoch = steps_per_epoch();
-  const int64_t batch = config_.data.batch_size;
+  const int64_t batch = config_.data.batch_size * program_.accumulate;  // per optimizer step
   const bool tty = config_.train.progress && isatty(fileno(log));
   std::fprintf(
       log,

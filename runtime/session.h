@@ -83,16 +83,23 @@ class TrainingSession {
   // Whether the run is over (with segment_ms: decided by the averages).
   bool Done() const;
   Checkpoint MakeCheckpoint() const;
+  // Gradient accumulation (runtime/session_programs.cc): compiles the
+  // accumulate program on the initializers train_step uses, and zeroes the
+  // accumulators after a step.
+  absl::Status CompileAccumulation(const CompileOptions& options);
+  void ZeroAccumulators();
 
   TrainConfig config_;
   graph::Graph forward_;  // as imported; its initializers share storage with the programs
   graph::TrainingProgram program_;
   std::unique_ptr<Executor> train_;
+  std::unique_ptr<Executor> accumulate_;  // micro-batches 1..K-1 (train.accumulate = K > 1)
   std::map<int64_t, std::unique_ptr<Executor>> eval_;
   std::shared_ptr<data::Dataset> train_data_, test_data_;
   std::unique_ptr<data::DataLoader> train_loader_;
   std::unique_ptr<LearningRateSchedule> schedule_;
-  Tensor param_arena_, state_arena_;  // contiguous storage of parameters / optimizer state
+  // Contiguous storage of parameters / optimizer state / gradient accumulators.
+  Tensor param_arena_, state_arena_, accum_arena_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
   int64_t num_classes_ = 0;

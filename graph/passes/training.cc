@@ -174,6 +174,93 @@ absl::StatusOr<std::string> AddLoss(Graph& g, Emitter& emit, const runtime::Trai
   return absl::InvalidArgumentError(absl::StrCat("unknown loss.type '", type, "'"));
 }
 
+// Replaces every training-mode Dropout (training_mode a constant true, as
+// ToTrainingMode sets it) with com.lasgd StatelessDropout reading a counter
+// state variable that advances once per run: the masks are then a function
+// of the counter, which checkpoints hold, instead of a generator hidden in a
+// kernel. Runs after autodiff: the backward reads the mask output, which
+// keeps its name. Seeds: the node's `seed` attribute, else data.seed, mixed
+// with the node's ordinal so that two Dropouts of one shape differ.
+absl::Status UseStatelessDropout(Graph& g, Emitter& emit, const runtime::TrainConfig& config,
+                                 TrainingProgram& p) {
+  uint64_t ordinal = 0;
+  for (Node& node : g.nodes) {
+    if (node.op_type != "Dropout" || !node.domain.empty() || node.inputs.size() < 3) continue;
+    const std::string& mode = node.inputs[2];
+    auto it = g.initializers.find(mode);
+    if (it == g.initializers.end() || !g.constant_names.count(mode) ||
+        it->second.GetAsDouble(0) == 0.0)
+      continue;  // inference mode, or decided at run time: leave it to ONNX's kernel
+    if (p.rng_counter.empty()) {
+      p.rng_counter = "train/dropout_counter";
+      if (g.initializers.count(p.rng_counter) || g.FindValueInfo(p.rng_counter))
+        return absl::InvalidArgumentError(
+            absl::StrCat("the model already has a value named '", p.rng_counter, "'"));
+      g.initializers[p.rng_counter] = Tensor::Allocate(DataType::kInt64, {});
+      g.state_updates.push_back(
+          {p.rng_counter, emit.Node1("Add", {p.rng_counter, emit.Scalar(1, DataType::kInt64)})});
+    }
+    const uint64_t base = node.FindAttribute("seed") != nullptr
+                              ? static_cast<uint64_t>(node.GetInt("seed", 0))
+                              : config.data.seed * 0x9e3779b97f4a7c15ULL + 0x5eed;
+    const uint64_t seed = base + (++ordinal) * 0xbf58476d1ce4e5b9ULL;
+    node.domain = "com.lasgd";
+    node.op_type = "StatelessDropout";
+    node.inputs = {node.inputs[0], node.inputs[1], p.rng_counter};
+    node.attributes.clear();
+    node.attributes["seed"] = Attribute::Int(static_cast<int64_t>(seed));
+  }
+  if (!p.rng_counter.empty()) g.opset_imports["com.lasgd"] = 1;
+  return absl::OkStatus();
+}
+
+// Gradient accumulation over K micro-batches, as PyTorch with loss / K per
+// micro-batch: the step's gradient is the mean of the K micro-batch
+// gradients. Adds one zeroed accumulator per parameter, copies the graph
+// into the accumulate program (accumulator += gradient), and replaces the
+// gradients train_step hands to the optimizer by (accumulator + gradient)/K.
+absl::Status AddGradientAccumulation(Graph& g, const runtime::TrainConfig& config,
+                                     TrainingProgram& p, std::vector<std::string>& grads,
+                                     const ShapeBinding& binding) {
+  const int64_t k = config.train.accumulate;
+  p.accumulate = k;
+  for (const std::string& param : p.parameters) {
+    std::string name = absl::StrCat(param, ".grad_accum");
+    if (g.initializers.count(name) || g.FindValueInfo(name))
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model already has a value named '", name, "'"));
+    const Tensor& t = g.initializers.at(param);
+    g.initializers[name] = Tensor::Allocate(t.dtype(), t.shape());  // zeros
+    p.grad_accumulators.push_back(name);
+  }
+  // The accumulate program: everything so far (forward, loss, backward, BN
+  // and Dropout state) with the accumulators as its extra state.
+  Graph& acc = p.accumulate_graph;
+  acc = g;  // Tensor copies share storage: both programs see one set of state
+  Emitter acc_emit(acc, "accumulate");
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const std::string& a = p.grad_accumulators[i];
+    acc.state_updates.push_back({a, acc_emit.Node1("Add", {a, grads[i]})});
+  }
+  std::vector<ValueInfo> inputs;
+  for (const ValueInfo& in : acc.inputs)
+    if (in.name != p.lr_input && in.name != p.step_input) inputs.push_back(in);
+  acc.inputs = std::move(inputs);
+  ValueInfo loss_out;
+  loss_out.name = p.loss;
+  acc.outputs = {loss_out};
+  RETURN_IF_ERROR_CTX(InferShapesAndFoldConstants(acc, binding),
+                      "while building the gradient accumulation program");
+
+  Emitter emit(g, "train/accumulate");
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const DataType dtype = g.initializers.at(p.parameters[i]).dtype();
+    std::string sum = emit.Node1("Add", {p.grad_accumulators[i], grads[i]});
+    grads[i] = emit.Node1("Mul", {sum, emit.Scalar(1.0 / static_cast<double>(k), dtype)});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status EmitOptimizerUpdate(Graph& g, const runtime::TrainConfig& config,
@@ -265,6 +352,9 @@ absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward,
   ASSIGN_OR_RETURN(AutodiffResult grads, BuildGradients(g, p.loss, wrt));
   std::vector<std::string> grad_values;
   for (const std::string& param : p.parameters) grad_values.push_back(grads.gradients.at(param));
+  RETURN_IF_ERROR(UseStatelessDropout(g, emit, config, p));
+  if (config.train.accumulate > 1)
+    RETURN_IF_ERROR(AddGradientAccumulation(g, config, p, grad_values, binding));
   RETURN_IF_ERROR(EmitOptimizerUpdate(g, config, p, grad_values));
   ValueInfo logits_out;
   logits_out.name = p.logits;

@@ -26,6 +26,24 @@ struct TrainingProgram {
   std::vector<std::string> buffers;          // BN running statistics
   std::vector<std::string> optimizer_state;  // momentum buffers, Adam moments
   std::string grad_norm;                     // scalar output when clipping ("" otherwise)
+
+  // Gradient accumulation (train.accumulate = K > 1). `graph` (train_step)
+  // then runs the LAST micro-batch of an optimizer step: it reads the
+  // accumulators, steps on (accumulator + gradient) / K and leaves them to the
+  // session to zero. `accumulate_graph` runs each of the K - 1 earlier
+  // micro-batches: forward, backward and accumulator += gradient, with the
+  // BN statistics updated as in train_step. Both read the same initializers
+  // (share the Tensor handles). Empty/unused when K == 1.
+  int64_t accumulate = 1;
+  Graph accumulate_graph;
+  std::vector<std::string> grad_accumulators;  // "<param>.grad_accum", per parameter
+
+  // Training-mode Dropout draws its mask from (seed, counter), a pure
+  // function (ops/stateless_dropout.cc); this int64 scalar state variable is
+  // the counter, advanced once per run of either program, so a checkpoint
+  // that holds it resumes the same masks. "" when the model has no
+  // training-mode Dropout.
+  std::string rng_counter;
 };
 
 // `forward` is the graph as imported. `batch_size` binds symbolic dims.
