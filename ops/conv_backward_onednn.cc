@@ -6,6 +6,8 @@
 // run reorders the plain NC... tensors the executor holds into them and the
 // result back. The weights are never constant here (they are being trained),
 // so they are reordered on every run too.
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -23,40 +25,102 @@ using tag = dnnl::memory::format_tag;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
+// Scratch memory shared by every kernel of this file that runs on the calling
+// thread: the operands in oneDNN's blocked layouts and the primitives'
+// scratchpads. Kernels on one thread run one at a time, so buffers owned per
+// kernel would only multiply memory: two activation-sized buffers per
+// gradient node made the process several times larger than the executor's
+// arena (MobileNetV2 at batch 32: 1.4 GB of 2 GB). Per thread, because plans
+// may run concurrently on different threads.
+class ThreadScratch {
+ public:
+  enum Slot { kOperand0, kOperand1, kOperand2, kScratchpad, kNumSlots };
+  // A buffer of at least `bytes` for `slot`, valid until the next call for
+  // that slot on this thread.
+  static void* Get(Slot slot, size_t bytes) {
+    thread_local ThreadScratch pool;
+    Buffer& b = pool.buffers_[slot];
+    if (b.bytes < bytes) {
+      b.data.reset();
+      // 64-byte aligned, as oneDNN prefers for its vector loads.
+      size_t rounded = (bytes + 63) / 64 * 64;
+      b.data.reset(static_cast<char*>(std::aligned_alloc(64, rounded)));
+      if (!b.data) throw dnnl::error(dnnl_out_of_memory, "scratch buffer allocation failed");
+      b.bytes = rounded;
+    }
+    return b.data.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  struct Buffer {
+    std::unique_ptr<char, Free> data;
+    size_t bytes = 0;
+  };
+  Buffer buffers_[kNumSlots];
+};
+
 // One tensor as the executor stores it (plain) and as the primitive wants it;
-// when the two differ, a reorder and a scratch buffer in the wanted layout.
+// when the two differ, a reorder through a shared scratch buffer (`slot`) in
+// the wanted layout.
 class Operand {
  public:
-  void Init(const memory::desc& plain, const memory::desc& wanted, bool is_output) {
+  void Init(const memory::desc& plain, const memory::desc& wanted, bool is_output,
+            ThreadScratch::Slot slot) {
     plain_ = plain;
+    wanted_ = wanted;
+    slot_ = slot;
     if (plain == wanted) return;
-    scratch_ = memory(wanted, onednn::CpuEngine());
-    reorder_ = is_output ? dnnl::reorder(scratch_, memory(plain, onednn::CpuEngine()))
-                         : dnnl::reorder(memory(plain, onednn::CpuEngine()), scratch_);
+    reorder_ = is_output ? dnnl::reorder(memory(wanted, onednn::CpuEngine(), DNNL_MEMORY_NONE),
+                                         memory(plain, onednn::CpuEngine(), DNNL_MEMORY_NONE))
+                         : dnnl::reorder(memory(plain, onednn::CpuEngine(), DNNL_MEMORY_NONE),
+                                         memory(wanted, onednn::CpuEngine(), DNNL_MEMORY_NONE));
   }
   // The input `data` in the wanted layout.
   memory In(const void* data, dnnl::stream& stream) {
     memory user(plain_, onednn::CpuEngine(), const_cast<void*>(data));
     if (!reorder_) return user;
-    reorder_.execute(stream, user, scratch_);
-    return scratch_;
+    memory scratch = Scratch();
+    reorder_.execute(stream, user, scratch);
+    return scratch;
   }
   // Where the primitive writes an output bound for `data`.
   memory Target(void* data) {
-    return reorder_ ? scratch_ : memory(plain_, onednn::CpuEngine(), data);
+    return reorder_ ? Scratch() : memory(plain_, onednn::CpuEngine(), data);
   }
-  // Copies the primitive's output into `data` when it went to scratch.
-  void Out(void* data, dnnl::stream& stream) {
+  // Copies the primitive's output from `target` (what Target returned) into
+  // `data` when it went to scratch.
+  void Out(const memory& target, void* data, dnnl::stream& stream) {
     if (!reorder_) return;
     memory user(plain_, onednn::CpuEngine(), data);
-    reorder_.execute(stream, scratch_, user);
+    reorder_.execute(stream, const_cast<memory&>(target), user);
   }
 
  private:
-  memory::desc plain_;
-  memory scratch_;
+  memory Scratch() const {
+    return memory(wanted_, onednn::CpuEngine(), ThreadScratch::Get(slot_, wanted_.get_size()));
+  }
+  memory::desc plain_, wanted_;
+  ThreadScratch::Slot slot_ = ThreadScratch::kOperand0;
   dnnl::reorder reorder_;
 };
+
+// The primitives use the shared scratchpad above instead of allocating their
+// own on every run (this oneDNN is built for concurrent execution, where
+// library-managed scratchpads are per execution).
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+memory ScratchpadMemory(const memory::desc& desc) {
+  return memory(
+      desc, onednn::CpuEngine(),
+      ThreadScratch::Get(ThreadScratch::kScratchpad, std::max<size_t>(desc.get_size(), 1)));
+}
 
 // The dims and the forward primitive descriptor both backward primitives
 // need as their hint.
@@ -119,10 +183,12 @@ class OnednnConvGradInputKernel : public Kernel {
         dnnl::algorithm::convolution_direct, memory::desc(s.src, f32, tag::any),
         memory::desc(s.wei, f32, tag::any), memory::desc(s.dst, f32, tag::any), s.strides,
         s.dilates, s.pad_l, s.pad_r);
-    dnnl::convolution_backward_data::primitive_desc pd(desc, onednn::CpuEngine(), s.fwd_pd);
-    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false);
-    weights_.Init(s.wei_plain, pd.weights_desc(), /*is_output=*/false);
-    diff_src_.Init(s.src_plain, pd.diff_src_desc(), /*is_output=*/true);
+    dnnl::convolution_backward_data::primitive_desc pd(desc, UserScratchpad(), onednn::CpuEngine(),
+                                                       s.fwd_pd);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, ThreadScratch::kOperand0);
+    weights_.Init(s.wei_plain, pd.weights_desc(), /*is_output=*/false, ThreadScratch::kOperand1);
+    diff_src_.Init(s.src_plain, pd.diff_src_desc(), /*is_output=*/true, ThreadScratch::kOperand2);
+    scratchpad_ = pd.scratchpad_desc();
     primitive_ = dnnl::convolution_backward_data(pd);
   }
 
@@ -130,12 +196,14 @@ class OnednnConvGradInputKernel : public Kernel {
     try {
       dnnl::stream& stream = onednn::CpuStream();
       void* dx = ctx.output(0)->raw_data();
+      memory target = diff_src_.Target(dx);
       std::unordered_map<int, memory> args = {
           {DNNL_ARG_DIFF_DST, diff_dst_.In(ctx.input(0)->raw_data(), stream)},
           {DNNL_ARG_WEIGHTS, weights_.In(ctx.input(1)->raw_data(), stream)},
-          {DNNL_ARG_DIFF_SRC, diff_src_.Target(dx)}};
+          {DNNL_ARG_DIFF_SRC, target},
+          {DNNL_ARG_SCRATCHPAD, ScratchpadMemory(scratchpad_)}};
       primitive_.execute(stream, args);
-      diff_src_.Out(dx, stream);
+      diff_src_.Out(target, dx, stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(
@@ -146,6 +214,7 @@ class OnednnConvGradInputKernel : public Kernel {
 
  private:
   Operand diff_dst_, weights_, diff_src_;
+  memory::desc scratchpad_;
   dnnl::primitive primitive_;
 };
 
@@ -162,10 +231,13 @@ class OnednnConvGradWeightKernel : public Kernel {
                           dst_any, s.strides, s.dilates, s.pad_l, s.pad_r)
                     : dnnl::convolution_backward_weights::desc(
                           alg, src_any, wei_any, dst_any, s.strides, s.dilates, s.pad_l, s.pad_r);
-    dnnl::convolution_backward_weights::primitive_desc pd(desc, onednn::CpuEngine(), s.fwd_pd);
-    src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false);
-    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false);
-    diff_weights_.Init(s.wei_plain, pd.diff_weights_desc(), /*is_output=*/true);
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, UserScratchpad(),
+                                                          onednn::CpuEngine(), s.fwd_pd);
+    src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false, ThreadScratch::kOperand0);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, ThreadScratch::kOperand1);
+    diff_weights_.Init(s.wei_plain, pd.diff_weights_desc(), /*is_output=*/true,
+                       ThreadScratch::kOperand2);
+    scratchpad_ = pd.scratchpad_desc();
     bias_desc_ = memory::desc({s.out_channels}, f32, tag::a);
     primitive_ = dnnl::convolution_backward_weights(pd);
   }
@@ -174,16 +246,18 @@ class OnednnConvGradWeightKernel : public Kernel {
     try {
       dnnl::stream& stream = onednn::CpuStream();
       void* dw = ctx.output(0)->raw_data();
+      memory target = diff_weights_.Target(dw);
       std::unordered_map<int, memory> args = {
           {DNNL_ARG_SRC, src_.In(ctx.input(0)->raw_data(), stream)},
           {DNNL_ARG_DIFF_DST, diff_dst_.In(ctx.input(1)->raw_data(), stream)},
-          {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.Target(dw)}};
+          {DNNL_ARG_DIFF_WEIGHTS, target},
+          {DNNL_ARG_SCRATCHPAD, ScratchpadMemory(scratchpad_)}};
       if (with_bias_) {
         args[DNNL_ARG_DIFF_BIAS] =
             memory(bias_desc_, onednn::CpuEngine(), ctx.output(1)->raw_data());
       }
       primitive_.execute(stream, args);
-      diff_weights_.Out(dw, stream);
+      diff_weights_.Out(target, dw, stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(
@@ -195,7 +269,7 @@ class OnednnConvGradWeightKernel : public Kernel {
  private:
   bool with_bias_;
   Operand src_, diff_dst_, diff_weights_;
-  memory::desc bias_desc_;
+  memory::desc bias_desc_, scratchpad_;
   dnnl::primitive primitive_;
 };
 
