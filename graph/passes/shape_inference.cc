@@ -77,9 +77,12 @@ absl::Status InferShapesAndFoldConstants(Graph& graph, const ShapeBinding& bindi
   for (const auto& [name, t] : graph.initializers) types[name] = {t.dtype(), t.shape()};
   // Values known at compile time: Constant nodes, folded values, and integer
   // initializers (shape tensors). Float initializers are parameters: never folded.
+  // Neither are state variables of any type (an int64 step or RNG counter).
+  std::set<std::string> states;
+  for (const auto& [state, source] : graph.state_updates) states.insert(state);
   auto is_constant = [&](const std::string& name) {
     auto it = graph.initializers.find(name);
-    return it != graph.initializers.end() &&
+    return it != graph.initializers.end() && !states.count(name) &&
            (graph.constant_names.count(name) || !IsFloatingPoint(it->second.dtype()));
   };
   // Declared types of intermediate values are checked against what we infer.

@@ -167,5 +167,78 @@ TEST(TrainResume, ComparisonIsSensitiveToTheDataOrder) {
   EXPECT_GT(CountDifferent(*straight, Copy((*session)->State()), "other seed"), 0);
 }
 
+// ---- training-mode Dropout ----
+//
+// The CNN of tests/fixtures/cnn_dropout_train_op17 (Dropout p=0.5 in training
+// mode before its classifier; batch fixed at 3) on a synthetic 48-sample set.
+// The masks come from a counter the checkpoint holds, so 1 epoch + resume +
+// 1 epoch must equal 2 epochs bit for bit; with the counter reset after the
+// restore (a resume that lost it, or a generator that restarts with the
+// process) the masks repeat epoch 1's and the result differs.
+
+const std::string kDropoutModel =
+    std::string(LASGD_SOURCE_DIR) + "/tests/fixtures/cnn_dropout_train_op17/model.onnx";
+const char kCounter[] = "train/dropout_counter";
+
+TrainConfig DropoutConfig(const std::string& out_dir, int64_t epochs, int64_t accumulate) {
+  TrainConfig c = MakeConfig("sgd", out_dir, epochs);
+  c.model.path = kDropoutModel;
+  c.data.train = "synthetic:n=48,classes=10,shape=3x16x16,seed=3";
+  c.data.batch_size = 3;
+  c.train.accumulate = accumulate;
+  return c;
+}
+
+void CheckDropoutResume(int64_t accumulate) {
+  const std::string tag = absl::StrCat("dropout_k", accumulate);
+  Snapshot straight;
+  int64_t runs_per_epoch = 0;
+  {
+    auto session =
+        TrainingSession::Create(DropoutConfig(kWork + "/" + tag + "_straight", 2, accumulate));
+    ASSERT_TRUE(session.ok()) << session.status();
+    ASSERT_EQ((*session)->program().rng_counter, kCounter) << "no training-mode Dropout found";
+    absl::Status trained = (*session)->Train(stdout);
+    ASSERT_TRUE(trained.ok()) << trained;
+    straight = Copy((*session)->State());
+    // One count per run of a program: K per optimizer step.
+    runs_per_epoch = (*session)->steps_per_epoch() * accumulate;
+    EXPECT_EQ(straight.at(kCounter).data<int64_t>()[0], 2 * runs_per_epoch);
+  }
+  const std::string dir = kWork + "/" + tag + "_split";
+  const std::string ckpt = dir + "/epoch1.ckpt";
+  {
+    auto session = TrainingSession::Create(DropoutConfig(dir, 1, accumulate));
+    ASSERT_TRUE(session.ok()) << session.status();
+    absl::Status trained = (*session)->Train(stdout);
+    ASSERT_TRUE(trained.ok()) << trained;
+    ASSERT_TRUE((*session)->SaveCheckpoint(ckpt).ok());
+    EXPECT_GT(CountDifferent(straight, Copy((*session)->State()), "after 1 epoch"), 0);
+  }
+  for (bool lose_counter : {false, true}) {
+    SCOPED_TRACE(lose_counter ? "counter reset after restore" : "counter restored");
+    auto session = TrainingSession::Create(
+        DropoutConfig(dir + (lose_counter ? "_lost" : "_2"), 2, accumulate));
+    ASSERT_TRUE(session.ok()) << session.status();
+    absl::Status restored = (*session)->RestoreCheckpoint(ckpt);
+    ASSERT_TRUE(restored.ok()) << restored;
+    Tensor counter = (*session)->State().at(kCounter);
+    EXPECT_EQ(counter.data<int64_t>()[0], runs_per_epoch);
+    if (lose_counter) counter.data<int64_t>()[0] = 0;
+    absl::Status trained = (*session)->Train(stdout);
+    ASSERT_TRUE(trained.ok()) << trained;
+    int different = CountDifferent(straight, Copy((*session)->State()), "resumed");
+    if (lose_counter) {
+      EXPECT_GT(different, 0) << "epoch 1's masks again: the comparison cannot see Dropout";
+    } else {
+      EXPECT_EQ(different, 0) << "2 epochs straight and 1 + checkpoint + 1 differ with Dropout";
+    }
+  }
+}
+
+TEST(TrainResume, DropoutModelResumesBitIdentically) { CheckDropoutResume(1); }
+
+TEST(TrainResume, DropoutModelWithAccumulationResumesBitIdentically) { CheckDropoutResume(2); }
+
 }  // namespace
 }  // namespace lasgd
