@@ -209,7 +209,7 @@ bool AlgorithmBase::RecordStep(const StepReport& step) {
     // The next step is local: the bucket nodes pass gradients through, and
     // wall-time segments count from here.
     context_->sync_gradients = false;
-    segment_origin_s_ = Now();
+    if (config_.warmup_steps > 0) segment_origin_s_ = Now();
   }
   return warmup;
 }
@@ -257,7 +257,8 @@ absl::StatusOr<std::vector<RankTiming>> AlgorithmBase::GatherTimings() {
   std::vector<RankProgress> all;
   if (config_.segment_ms > 0) {
     // Ranks reach their epoch ends at different steps: read what the last
-    // average carried rather than meet in a collective.
+    // average carried rather than meet in a collective (every rank then
+    // reports the same table, as of that average).
     all = committed_;
     all.resize(size);
   } else if (comm_ != nullptr && size > 1) {
@@ -268,8 +269,8 @@ absl::StatusOr<std::vector<RankTiming>> AlgorithmBase::GatherTimings() {
     all = DecodeProgress(slots.data(), size);
   } else {
     all.resize(size);
+    all[context_->rank] = MyProgress();
   }
-  all[context_->rank] = MyProgress();
   std::vector<RankTiming> out(size);
   for (int r = 0; r < size; ++r) {
     out[r].rank = r;
