@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "distributed/mpi_communicator.h"
 #include "tests/mpi/mpi_test_env.h"
 
@@ -26,9 +29,13 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
   explicit RankFailurePrinter(int rank) : rank_(rank) {}
   void OnTestPartResult(const ::testing::TestPartResult& result) override {
     if (!result.failed()) return;
-    std::printf("[rank %d] %s:%d: Failure\n[rank %d] %s\n", rank_,
-                result.file_name() ? result.file_name() : "?", result.line_number(), rank_,
-                result.message());
+    std::string text =
+        absl::StrCat("[rank ", rank_, "] ", result.file_name() ? result.file_name() : "?", ":",
+                     result.line_number(), ": Failure\n");
+    for (absl::string_view line : absl::StrSplit(result.message(), '\n')) {
+      absl::StrAppend(&text, "[rank ", rank_, "] ", line, "\n");
+    }
+    std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
   }
   void OnTestEnd(const ::testing::TestInfo& info) override {
