@@ -184,7 +184,16 @@ absl::StatusOr<GeluGradOp> MakeGeluGrad(const graph::Node& node) {
   return op;
 }
 
-// ---- ClipGrad(dY, X, [min], [max]) ----
+// ---- ClipGrad(dY, X or Y, [min], [max]) ----
+//
+// saved_output = 0 (default): input 1 is Clip's input X, and dY passes where
+// min <= X <= max (torch.clamp's rule). saved_output = 1: input 1 is Clip's
+// output Y, and dY passes where min < Y < max, which is the same except at X
+// exactly on a bound (PyTorch's rule for in-place ReLU6/Hardtanh, which also
+// differentiates through its result). Keeping Y rather than X for backward
+// lets the training plan drop X after the forward pass: for BN -> Clip ->
+// Conv chains (MobileNet) Y is kept anyway for the convolution's weight
+// gradient, so X (the BN output) was one extra activation per layer.
 
 template <typename T>
 void ClipBoundsOf(const KernelContext& ctx, typename Compute<T>::type* lo,
@@ -196,6 +205,22 @@ void ClipBoundsOf(const KernelContext& ctx, typename Compute<T>::type* lo,
   if (const Tensor* m = ctx.input(3)) *hi = Compute<T>::Load(m->data<T>()[0]);
 }
 
+// Whether dY passes at saved value v (see above). An absent bound never blocks.
+template <typename C>
+inline bool ClipPasses(C v, C lo, C hi, bool saved_output, bool has_lo, bool has_hi) {
+  if (!saved_output) return v >= lo && v <= hi;
+  return (has_lo ? v > lo : !(v != v)) && (!has_hi || v < hi);
+}
+
+absl::StatusOr<bool> SavedOutputAttribute(const graph::Node& node) {
+  const int64_t saved_output = node.GetInt("saved_output", 0);
+  if (saved_output != 0 && saved_output != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        node.Describe(), ": attribute 'saved_output' must be 0 or 1; got ", saved_output));
+  }
+  return saved_output == 1;
+}
+
 void RegisterClipGrad(OpRegistry& registry) {
   OpSchema s;
   s.domain = kLasgdDomain;
@@ -205,6 +230,7 @@ void RegisterClipGrad(OpRegistry& registry) {
   s.max_inputs = 4;
   s.min_outputs = s.max_outputs = 1;
   s.infer = [](InferenceContext& ctx) -> absl::Status {
+    RETURN_IF_ERROR(SavedOutputAttribute(ctx.node()).status());
     RETURN_IF_ERROR(CheckInputType(ctx, 0, kFloatTypes));
     RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
     RETURN_IF_ERROR(CheckSameShape(ctx, 0, 1));
@@ -225,32 +251,44 @@ void RegisterClipGrad(OpRegistry& registry) {
          if (b.input_dtypes[0] != DataType::kFloat32) {
            return absl::UnimplementedError("the fast kernel handles float32 only");
          }
-         return MakeKernel([](KernelContext& ctx) {
+         ASSIGN_OR_RETURN(const bool saved_output, SavedOutputAttribute(b.node));
+         return MakeKernel([saved_output](KernelContext& ctx) {
            float lo, hi;
            ClipBoundsOf<float>(ctx, &lo, &hi);
            const float* dy = ctx.input(0)->data<float>();
            const float* x = ctx.input(1)->data<float>();
            float* dx = ctx.output(0)->data<float>();
            const int64_t n = ctx.input(0)->num_elements();
+           if (!saved_output) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-           for (int64_t i = 0; i < n; ++i) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.f;
+             for (int64_t i = 0; i < n; ++i) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.f;
+           } else {
+             const bool has_lo = ctx.input(2) != nullptr, has_hi = ctx.input(3) != nullptr;
+#pragma omp parallel for schedule(static) if (n > 32768)
+             for (int64_t i = 0; i < n; ++i)
+               dx[i] = ClipPasses(x[i], lo, hi, true, has_lo, has_hi) ? dy[i] : 0.f;
+           }
            return absl::OkStatus();
          });
        }});
   s.kernels.push_back(
-      {"reference", [](const KernelBuildContext&) -> absl::StatusOr<std::unique_ptr<Kernel>> {
-         return MakeKernel([](KernelContext& ctx) {
+      {"reference", [](const KernelBuildContext& b) -> absl::StatusOr<std::unique_ptr<Kernel>> {
+         ASSIGN_OR_RETURN(const bool saved_output, SavedOutputAttribute(b.node));
+         return MakeKernel([saved_output](KernelContext& ctx) {
            return DispatchType<kFloatTypes>(ctx.input(0)->dtype(), [&](auto tag) -> absl::Status {
              using T = typename decltype(tag)::type;
              using C = typename Compute<T>::type;
              C lo, hi;
              ClipBoundsOf<T>(ctx, &lo, &hi);
+             const bool has_lo = ctx.input(2) != nullptr, has_hi = ctx.input(3) != nullptr;
              const T* dy = ctx.input(0)->data<T>();
              const T* x = ctx.input(1)->data<T>();
              T* dx = ctx.output(0)->data<T>();
              for (int64_t i = 0; i < ctx.input(0)->num_elements(); ++i) {
                C v = Compute<T>::Load(x[i]);
-               dx[i] = v >= lo && v <= hi ? dy[i] : Compute<T>::Store(C(0));
+               dx[i] = ClipPasses(v, lo, hi, saved_output, has_lo, has_hi)
+                           ? dy[i]
+                           : Compute<T>::Store(C(0));
              }
              return absl::OkStatus();
            });

@@ -118,12 +118,16 @@ GradientFn VariadicSumGradient(bool mean) {
   };
 }
 
-// Only X gets a gradient: dY where min <= X <= max. The bounds are
-// attributes before opset 11 and optional inputs from then on.
+// Only X gets a gradient: dY where min < Y < max, read from the output Y as
+// PyTorch does for in-place ReLU6/Hardtanh (ClipGrad saved_output = 1; it
+// differs from min <= X <= max only at X exactly on a bound). Saving Y rather
+// than X keeps one activation fewer per BN -> Clip -> Conv layer alive for
+// backward, since the convolution's weight gradient needs Y anyway. The
+// bounds are attributes before opset 11 and optional inputs from then on.
 absl::Status ClipGradient(GradientContext& ctx) {
   if (!ctx.NeedsGI(0)) return absl::OkStatus();
   const DataType dtype = ctx.dtype(ctx.I(0));
-  std::vector<std::string> inputs = {ctx.GO(0), ctx.I(0)};
+  std::vector<std::string> inputs = {ctx.GO(0), ctx.O(0)};
   if (ctx.opset() < 11) {
     ASSIGN_OR_RETURN(float lo,
                      grad_ew::FloatAttribute(ctx, "min", std::numeric_limits<float>::lowest()));
@@ -135,7 +139,7 @@ absl::Status ClipGradient(GradientContext& ctx) {
     inputs.push_back(ctx.num_inputs() > 1 ? ctx.I(1) : std::string());
     inputs.push_back(ctx.num_inputs() > 2 ? ctx.I(2) : std::string());
   }
-  ctx.SetGI(0, ctx.Emit1("ClipGrad", inputs, {}, kLasgdDomain));
+  ctx.SetGI(0, ctx.Emit1("ClipGrad", inputs, {{"saved_output", Attribute::Int(1)}}, kLasgdDomain));
   return absl::OkStatus();
 }
 
