@@ -19,9 +19,8 @@
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
-#if LASGD_WITH_MPI && __has_include("distributed/mpi_communicator.cc")
+#if LASGD_WITH_MPI
 #include "distributed/mpi_communicator.h"
-#define LASGD_RUN_WITH_MPI 1
 #endif
 
 namespace {
@@ -164,7 +163,7 @@ int Train(int argc, char** argv) {
   if (!config.ok()) return Fail(std::string(config.status().message()));
   // One rank of a job launched by mpirun/srun: talk to the others over MPI.
   std::unique_ptr<distributed::Communicator> comm;
-#if LASGD_RUN_WITH_MPI
+#if LASGD_WITH_MPI
   if (distributed::LaunchedUnderMpi()) {
     distributed::CommOptions options;
     options.timeout_s = config->distributed.timeout_s;
