@@ -28,8 +28,21 @@
 
 namespace {
 
-// Peak resident set size of this process in bytes (Linux reports KiB).
+// Peak resident set size of this process in bytes: VmHWM of /proc/self/status
+// where it exists. Not getrusage's ru_maxrss: Linux carries that across
+// execve, so a benchmark started by a large parent (a Python process that
+// imported torch) would report the parent's peak instead of its own.
 long long PeakRssBytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f) {
+    char line[256];
+    long long kib = -1;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+    if (kib >= 0) return kib * 1024;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<long long>(usage.ru_maxrss) * 1024;

@@ -7,8 +7,8 @@ PyTorch model is built by make_model.py with the same seed, so it holds the
 same weights as model.onnx), ResNet-18 and MobileNetV2 from torchvision
 (batch 32, random weights, exported in training mode at opset 17).
 
-Each measurement runs in its own process, so peak RSS (getrusage ru_maxrss)
-belongs to one framework: lasgd-bench-train for lasgd, this script with
+Each measurement runs in its own process, so peak RSS (VmHWM; ru_maxrss would
+carry this script's own peak across exec) belongs to one framework: lasgd-bench-train for lasgd, this script with
 --worker for PyTorch. The two frameworks alternate (the one that goes first
 swaps every round) and the median over rounds is reported. Both sides run
 SGD with momentum 0.9, weight decay 5e-4, lr 0.01 and cross-entropy on one
@@ -56,9 +56,26 @@ def sample_shape(name, size):
     return (1, 28, 28) if name == "cnn" else (3, size, size)
 
 
+def peak_rss_bytes():
+    """VmHWM of this process. Not resource.getrusage's ru_maxrss: Linux carries
+    that across execve, so a worker started by a parent that imported torch
+    would report the parent's peak where its own is lower."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def current_rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def pytorch_worker(args):
     """One PyTorch measurement in this process; prints a JSON line."""
     import torch
+    rss_after_import = current_rss_bytes()
     torch.set_num_threads(args.threads)
     model = build_model(args.worker).train()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM,
@@ -84,13 +101,15 @@ def pytorch_worker(args):
     print(json.dumps({
         "framework": "pytorch", "model": args.worker, "batch": batch, "threads": args.threads,
         "median_ms": median, "samples_per_s": 1000.0 * batch / median,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "last_loss": float(loss)}))
+        "peak_rss_bytes": peak_rss_bytes(),
+        "rss_after_import_bytes": rss_after_import, "last_loss": loss.item()}))
     return 0
 
 
 def export(name, size, path):
+    import warnings
     import torch
+    warnings.filterwarnings("ignore")
     model = build_model(name).train()
     torch.onnx.export(model, torch.randn(2, *sample_shape(name, size)), path, opset_version=17,
                       dynamo=False, training=torch.onnx.TrainingMode.TRAINING,
@@ -108,8 +127,10 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=3, help="timed steps (ResNet, MobileNet)")
+    ap.add_argument("--warmup", type=int, default=1, help="warm-up steps (ResNet, MobileNet)")
+    ap.add_argument("--cnn-iters", type=int, default=30, help="timed steps (CNN)")
+    ap.add_argument("--cnn-warmup", type=int, default=3, help="warm-up steps (CNN)")
     ap.add_argument("--size", type=int, default=224, help="ResNet/MobileNet input side")
     ap.add_argument("--models", default="cnn,resnet18,mobilenet_v2")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "train_throughput.md"))
@@ -129,8 +150,9 @@ def main():
             if name != "cnn":
                 export(name, args.size, path)
             batch = BATCH[name]
-            common = [f"--threads={args.threads}", f"--iters={args.iters}",
-                      f"--warmup={args.warmup}"]
+            iters, warmup = ((args.cnn_iters, args.cnn_warmup) if name == "cnn" else
+                             (args.iters, args.warmup))
+            common = [f"--threads={args.threads}", f"--iters={iters}", f"--warmup={warmup}"]
             lasgd_cmd = [binary, path, f"--batch={batch}", f"--lr={LR}",
                          f"--momentum={MOMENTUM}", f"--weight-decay={WEIGHT_DECAY}"] + common
             torch_cmd = [sys.executable, os.path.abspath(__file__), f"--worker={name}",
@@ -149,8 +171,9 @@ def main():
             rss = {fw: statistics.median(x["peak_rss_bytes"] for x in v) for fw, v in results.items()}
             arena = results["lasgd"][0].get("arena_bytes", 0)
             shape = "x".join(map(str, sample_shape(name, args.size)))
+            torch_base = statistics.median(x["rss_after_import_bytes"] for x in results["pytorch"])
             rows.append((name, batch, shape, med["lasgd"], med["pytorch"], rss["lasgd"],
-                         rss["pytorch"], arena, min(loads), max(loads)))
+                         rss["pytorch"], arena, torch_base, min(loads), max(loads)))
             print(f"{name}: lasgd {med['lasgd']:.1f} samples/s, PyTorch {med['pytorch']:.1f}, "
                   f"ratio {med['lasgd'] / med['pytorch']:.2f}x; peak RSS lasgd "
                   f"{rss['lasgd'] / 2**20:.0f} MiB, PyTorch {rss['pytorch'] / 2**20:.0f} MiB",
@@ -162,19 +185,25 @@ def main():
                 f"{os.cpu_count()} cores\n\n")
         f.write(f"`python3 bench/train_vs_pytorch.py --build {args.build} --threads {args.threads} "
                 f"--rounds {args.rounds} --iters {args.iters} --warmup {args.warmup} "
+                f"--cnn-iters {args.cnn_iters} --cnn-warmup {args.cnn_warmup} "
                 f"--size {args.size} --models {args.models}`\n\n")
         f.write("| model | batch | sample | lasgd samples/s | PyTorch samples/s | lasgd / PyTorch "
-                "| lasgd peak RSS | PyTorch peak RSS | lasgd arena | load average |\n"
-                "|---|---|---|---|---|---|---|---|---|---|\n")
-        for name, batch, shape, l, t, lr_, tr, arena, lo, hi in rows:
+                "| lasgd peak RSS | PyTorch peak RSS (after import) | lasgd / PyTorch RSS "
+                "| lasgd arena | load average |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for name, batch, shape, l, t, lr_, tr, arena, base, lo, hi in rows:
             f.write(f"| {name} | {batch} | {shape} | {l:.1f} | {t:.1f} | {l / t:.2f}x "
-                    f"| {lr_ / 2**20:.0f} MiB | {tr / 2**20:.0f} MiB | {arena / 2**20:.0f} MiB "
-                    f"| {lo:.1f}–{hi:.1f} |\n")
+                    f"| {lr_ / 2**20:.0f} MiB | {tr / 2**20:.0f} MiB ({base / 2**20:.0f} MiB) "
+                    f"| {lr_ / tr:.2f} | {arena / 2**20:.0f} MiB | {lo:.1f}–{hi:.1f} |\n")
         f.write(f"\nMedians over {args.rounds} rounds; each round runs each framework in its own "
-                f"process ({args.warmup} warm-up + {args.iters} timed SGD-momentum steps, the "
-                f"median step time gives samples/s), alternating which goes first. Peak RSS is "
-                f"ru_maxrss of that process. Load average (1 min) sampled between rounds on a "
-                f"machine shared with other builds.\n")
+                f"process (CNN: {args.cnn_warmup} warm-up + {args.cnn_iters} timed steps; the "
+                f"others: {args.warmup} + {args.iters}; SGD with momentum {MOMENTUM}, weight decay "
+                f"{WEIGHT_DECAY}, lr {LR}, cross-entropy, one fixed random batch; the median step "
+                f"time gives samples/s), alternating which goes first. Peak RSS is VmHWM of "
+                f"that process (not ru_maxrss, which Linux carries across exec from the "
+                f"parent); \"after import\" is PyTorch's resident size right after "
+                f"`import torch`, before any model exists. Load average (1 min) sampled between "
+                f"rounds on a machine shared with other builds.\n")
         if args.note:
             f.write(f"\n{args.note}\n")
     return 0
