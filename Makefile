@@ -40,7 +40,7 @@ test: build
 TRAIN_CONFIG ?= zoo/fashion-mnist/config.toml
 TRAIN_ARGS ?=
 TRAIN_RANKS ?= 2
-MPIRUN ?= mpirun --oversubscribe $(if $(SUDO),,--allow-run-as-root) -np $(TRAIN_RANKS)
+MPIRUN ?= mpirun --bind-to none --oversubscribe $(if $(SUDO),,--allow-run-as-root) -np $(TRAIN_RANKS)
 train: build
 	$(MPIRUN) $(BUILD_DIR)/bin/lasgd-run train $(TRAIN_CONFIG) $(TRAIN_ARGS)
 

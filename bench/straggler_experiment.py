@@ -77,7 +77,7 @@ def run_one(algorithm, scenario, args):
     subprocess.run(["rm", "-rf", out_dir], check=True)
     settings = run_settings(algorithm, scenario, args)
     settings["train.out_dir"] = out_dir
-    cmd = ["mpirun", "--oversubscribe", "-np", str(args.ranks),
+    cmd = ["mpirun", "--bind-to", "none", "--oversubscribe", "-np", str(args.ranks),
            os.path.join(ROOT, "build/bin/lasgd-run"), "train",
            os.path.join(ROOT, "zoo/fashion-mnist/config.toml")]
     for k, v in settings.items():
