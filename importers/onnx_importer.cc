@@ -296,16 +296,14 @@ absl::StatusOr<Tensor> LoadTensorProtoFile(const std::string& path) {
   return TensorFromProto(proto, DirName(path));
 }
 
-absl::StatusOr<graph::Graph> ImportModelProto(const onnx::ModelProto& model,
+namespace {
+
+// One GraphProto (the model's graph, or a TrainingInfoProto's initialization
+// or algorithm graph) with the model's opsets.
+absl::StatusOr<graph::Graph> ImportGraphProto(const onnx::GraphProto& gp,
+                                              const onnx::ModelProto& model,
                                               const std::string& model_dir) {
-  if (!model.has_graph()) return absl::InvalidArgumentError("the model has no graph");
-  if (model.ir_version() <= 0)
-    return absl::InvalidArgumentError("the model has no ir_version (is it really ONNX?)");
-  if (model.functions_size() > 0) {
-    return absl::UnimplementedError("model-local functions are not supported");
-  }
   graph::Graph g;
-  const onnx::GraphProto& gp = model.graph();
   g.name = gp.name();
   for (const auto& op : model.opset_import())
     g.opset_imports[op.domain() == "ai.onnx" ? "" : op.domain()] = op.version();
@@ -368,7 +366,17 @@ absl::StatusOr<graph::Graph> ImportModelProto(const onnx::ModelProto& model,
   return g;
 }
 
-absl::StatusOr<graph::Graph> LoadOnnxModel(const std::string& path) {
+absl::Status CheckModel(const onnx::ModelProto& model) {
+  if (!model.has_graph()) return absl::InvalidArgumentError("the model has no graph");
+  if (model.ir_version() <= 0)
+    return absl::InvalidArgumentError("the model has no ir_version (is it really ONNX?)");
+  if (model.functions_size() > 0) {
+    return absl::UnimplementedError("model-local functions are not supported");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<onnx::ModelProto> ReadModelProto(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
   if (bytes.empty())
     return absl::InvalidArgumentError(
@@ -380,6 +388,52 @@ absl::StatusOr<graph::Graph> LoadOnnxModel(const std::string& path) {
                      " bytes that do not parse as onnx.ModelProto; truncated or "
                      "not ONNX?)"));
   }
+  return model;
+}
+
+}  // namespace
+
+absl::StatusOr<graph::Graph> ImportModelProto(const onnx::ModelProto& model,
+                                              const std::string& model_dir) {
+  RETURN_IF_ERROR(CheckModel(model));
+  return ImportGraphProto(model.graph(), model, model_dir);
+}
+
+absl::StatusOr<std::vector<graph::TrainingInfo>> ImportTrainingInfo(const onnx::ModelProto& model,
+                                                                    const std::string& model_dir) {
+  RETURN_IF_ERROR(CheckModel(model));
+  std::vector<graph::TrainingInfo> infos;
+  for (int i = 0; i < model.training_info_size(); ++i) {
+    const onnx::TrainingInfoProto& tp = model.training_info(i);
+    graph::TrainingInfo info;
+    const std::string where = absl::StrCat("training_info[", i, "]");
+    if (tp.has_initialization()) {
+      auto g = ImportGraphProto(tp.initialization(), model, model_dir);
+      if (!g.ok()) return WithContext(g.status(), absl::StrCat("in ", where, ".initialization"));
+      info.initialization = std::move(*g);
+    }
+    if (tp.has_algorithm()) {
+      auto g = ImportGraphProto(tp.algorithm(), model, model_dir);
+      if (!g.ok()) return WithContext(g.status(), absl::StrCat("in ", where, ".algorithm"));
+      info.algorithm = std::move(*g);
+    }
+    for (const auto& b : tp.initialization_binding())
+      info.initialization_binding.push_back({b.key(), b.value()});
+    for (const auto& b : tp.update_binding()) info.update_binding.push_back({b.key(), b.value()});
+    infos.push_back(std::move(info));
+  }
+  return infos;
+}
+
+absl::StatusOr<std::vector<graph::TrainingInfo>> LoadOnnxTrainingInfo(const std::string& path) {
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ReadModelProto(path));
+  auto infos = ImportTrainingInfo(model, DirName(path));
+  if (!infos.ok()) return WithContext(infos.status(), absl::StrCat("while importing '", path, "'"));
+  return infos;
+}
+
+absl::StatusOr<graph::Graph> LoadOnnxModel(const std::string& path) {
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ReadModelProto(path));
   auto g = ImportModelProto(model, DirName(path));
   if (!g.ok()) return WithContext(g.status(), absl::StrCat("while importing '", path, "'"));
   return g;

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "graph/graph.h"
+#include "graph/passes/training.h"
 #include "runtime/tensor.h"
 
 namespace onnx {
@@ -31,6 +33,15 @@ absl::StatusOr<graph::Graph> ImportModelProto(const onnx::ModelProto& model,
 // Converts one TensorProto (also used for the backend tests' .pb files).
 absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
                                        const std::string& model_dir);
+
+// The model's TrainingInfoProtos (ONNX's standard training: an
+// initialization graph with its bindings, an algorithm graph with its update
+// bindings), each graph imported on its own with the model's opsets; the
+// training pass combines the algorithm with the inference graph
+// (graph::BuildTrainingInfoProgram). Empty when the model has none.
+absl::StatusOr<std::vector<graph::TrainingInfo>> LoadOnnxTrainingInfo(const std::string& path);
+absl::StatusOr<std::vector<graph::TrainingInfo>> ImportTrainingInfo(const onnx::ModelProto& model,
+                                                                    const std::string& model_dir);
 
 // Reads a serialized TensorProto file (input_0.pb of the ONNX backend tests).
 absl::StatusOr<Tensor> LoadTensorProtoFile(const std::string& path);

@@ -537,7 +537,18 @@ std::vector<KeyInfo> BuildKeys() {
       "BatchNormalization's running variance update: `population` (ONNX's training-mode "
       "definition) or `unbiased` (PyTorch's, n/(n-1)).");
   Add(&k, "train.accumulate", LASGD_FIELD(train.accumulate), {AtLeast(1)},
-      "Micro-batches whose gradients add up to one optimizer step.");
+      "Micro-batches per optimizer step (gradient accumulation): the step uses the mean of "
+      "their gradients, as PyTorch with `loss / accumulate` per micro-batch; BatchNorm "
+      "statistics move on every micro-batch, the LR schedule counts optimizer steps, "
+      "`data.batch_size` is the micro-batch size.");
+  Add(&k, "train.program", LASGD_FIELD(train.program), {OneOf({"builtin", "training_info"})},
+      "`builtin`: lasgd builds the loss, backward and optimizer from this config. "
+      "`training_info`: run the model's own ONNX TrainingInfoProto as written (its "
+      "initialization graph once, then per step its algorithm graph, with "
+      "`ai.onnx.preview.training` Gradient nodes built by lasgd's autodiff, and its update "
+      "bindings); the batch feeds the data input and the algorithm's one other input; "
+      "`[loss]`, `[optimizer]` and `[schedule]` then only name `loss.output` and the "
+      "evaluation metric (`loss.type`).");
   Add(&k, "train.threads", LASGD_FIELD(train.threads), {AtLeast(0)},
       "Compute threads; 0 = `OMP_NUM_THREADS`, else all cores.");
   Add(&k, "train.eval_every_epochs", LASGD_FIELD(train.eval_every_epochs), {AtLeast(1)},

@@ -104,7 +104,7 @@ absl::Status TrainingSession::Init() {
         " ranks but distributed.algorithm = \"none\"; choose lasgd, sync, local or sgp"));
   }
   const int64_t batch = config_.data.batch_size;
-  auto program = graph::BuildTrainingProgram(forward_, config_, batch);
+  auto program = BuildProgram(batch);
   if (!program.ok())
     return WithContext(program.status(), absl::StrCat("while building the training program of '",
                                                       config_.model.path, "'"));
@@ -115,6 +115,7 @@ absl::Status TrainingSession::Init() {
   // Gradient accumulators (train.accumulate > 1) in a third, zeroed by one
   // memset after each optimizer step.
   accum_arena_ = PackContiguous(program_.graph.initializers, program_.grad_accumulators);
+  RETURN_IF_ERROR(RunInitialization());
 
   const graph::ValueInfo* logits = program_.graph.FindValueInfo(program_.logits);
   if (config_.loss.type == "cross_entropy" && logits && logits->shape.size() == 2) {
@@ -277,12 +278,14 @@ absl::StatusOr<double> TrainingSession::Step(const data::Batch& batch) {
   for (int64_t i = 0; i < k; ++i) {
     const bool last = i == k - 1;
     std::map<std::string, Tensor> feeds = {
-        {program_.data_input, k == 1 ? batch.inputs : MicroBatch(batch.inputs, i, k)},
-        {program_.labels_input, k == 1 ? batch.labels : MicroBatch(batch.labels, i, k)}};
-    if (last) {
+        {program_.data_input, k == 1 ? batch.inputs : MicroBatch(batch.inputs, i, k)}};
+    // A TrainingInfoProto's algorithm may take no labels, and owns its
+    // learning rate and iteration count.
+    if (!program_.labels_input.empty())
+      feeds[program_.labels_input] = k == 1 ? batch.labels : MicroBatch(batch.labels, i, k);
+    if (last && !program_.lr_input.empty())
       feeds[program_.lr_input] = ScalarFloat(schedule_->LearningRate(ScheduleStep()));
-      feeds[program_.step_input] = ScalarInt64(step_);
-    }
+    if (last && !program_.step_input.empty()) feeds[program_.step_input] = ScalarInt64(step_);
     Executor* program = last ? train_.get() : accumulate_.get();
     auto out = program->Run(feeds, run);
     if (!out.ok()) ZeroAccumulators();  // the step is dropped or fails
@@ -304,7 +307,7 @@ absl::StatusOr<double> TrainingSession::Step(const data::Batch& batch) {
                                               " (set train.on_nan = \"skip\" to drop such steps)"));
     }
     if (!out.ok()) return WithContext(out.status(), absl::StrCat("at step ", step_));
-    loss_sum += out->at(program_.loss).GetAsDouble(0);
+    loss_sum += program_.loss.empty() ? std::nan("") : out->at(program_.loss).GetAsDouble(0);
   }
   ZeroAccumulators();
   ++step_;
@@ -489,12 +492,14 @@ absl::Status TrainingSession::Train(FILE* log) {
   const int64_t per_epoch = steps_per_epoch();
   const int64_t batch = config_.data.batch_size * program_.accumulate;  // per optimizer step
   const bool tty = config_.train.progress && isatty(fileno(log));
+  const std::string algorithm_desc =
+      config_.train.program == "training_info"
+          ? std::string("the model's TrainingInfoProto")
+          : absl::StrCat(config_.optimizer.type, ", lr ", schedule_->Describe());
   std::fprintf(
-      log,
-      "training %s: %zu parameter tensors, %lld steps (%lld per epoch, batch %lld), %s, lr %s\n",
+      log, "training %s: %zu parameter tensors, %lld steps (%lld per epoch, batch %lld), %s\n",
       config_.model.path.c_str(), program_.parameters.size(), static_cast<long long>(total_steps_),
-      static_cast<long long>(per_epoch), static_cast<long long>(batch),
-      config_.optimizer.type.c_str(), schedule_->Describe().c_str());
+      static_cast<long long>(per_epoch), static_cast<long long>(batch), algorithm_desc.c_str());
   if (data_parallel_) {
     std::fprintf(log, "distributed: %d ranks, %s, %s\n", world_size_,
                  comm_ ? comm_->Describe().c_str() : "no communicator",

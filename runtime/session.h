@@ -88,6 +88,12 @@ class TrainingSession {
   // accumulators after a step.
   absl::Status CompileAccumulation(const CompileOptions& options);
   void ZeroAccumulators();
+  // The training program train.program asks for: built from the config, or
+  // the model's TrainingInfoProto (runtime/session_programs.cc).
+  absl::StatusOr<graph::TrainingProgram> BuildProgram(int64_t batch_size);
+  // Runs the TrainingInfoProto's initialization graph, if any, into the
+  // initializers it binds (after packing, before compiling).
+  absl::Status RunInitialization();
 
   TrainConfig config_;
   graph::Graph forward_;  // as imported; its initializers share storage with the programs

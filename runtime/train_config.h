@@ -77,6 +77,9 @@ struct TrainSection {
   std::string bn_running_var =
       "population";               // [train] bn_running_var: population (ONNX) or unbiased (PyTorch)
   int64_t accumulate = 1;         // [train] accumulate: micro-batches per optimizer step
+  // [train] program: builtin (loss, autodiff and optimizer from this config)
+  // or training_info (run the model's own ONNX TrainingInfoProto as written)
+  std::string program = "builtin";
   int64_t threads = 0;            // [train] threads (0 = OMP_NUM_THREADS / all cores)
   int64_t eval_every_epochs = 1;  // [train] eval_every_epochs
   int64_t checkpoint_every_epochs = 1;  // [train] checkpoint_every_epochs (0 = never)

@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,16 @@
 #include "runtime/train_config.h"
 
 namespace lasgd::graph {
+
+// One ONNX TrainingInfoProto as imported (importers/onnx_importer.h): its
+// graphs each on their own; BuildTrainingInfoProgram combines the algorithm
+// with the inference graph as the ONNX spec says.
+struct TrainingInfo {
+  Graph initialization;  // no inputs; empty when the model gives none
+  std::vector<std::pair<std::string, std::string>> initialization_binding;  // initializer, output
+  Graph algorithm;
+  std::vector<std::pair<std::string, std::string>> update_binding;  // initializer, value
+};
 
 struct TrainingProgram {
   Graph graph;               // the train_step program
@@ -44,6 +55,16 @@ struct TrainingProgram {
   // that holds it resumes the same masks. "" when the model has no
   // training-mode Dropout.
   std::string rng_counter;
+
+  // train.program = "training_info": the model's TrainingInfoProto runs as
+  // written. `graph` is the inference graph followed by the algorithm graph
+  // (its Gradient nodes expanded by autodiff), with the update bindings as
+  // state updates; lr_input/step_input are "" (the algorithm owns its
+  // learning rate and iteration count), labels_input may be "". The
+  // initialization graph runs once before training; its outputs are copied
+  // into the initializers `initialization_binding` names.
+  Graph initialization;
+  std::vector<std::pair<std::string, std::string>> initialization_binding;
 };
 
 // `forward` is the graph as imported. `batch_size` binds symbolic dims.
@@ -52,6 +73,22 @@ struct TrainingProgram {
 absl::StatusOr<TrainingProgram> BuildTrainingProgram(const Graph& forward,
                                                      const runtime::TrainConfig& config,
                                                      int64_t batch_size);
+
+// The training program of a model that carries a TrainingInfoProto (`info`,
+// exactly one): the inference graph `forward` and the algorithm graph combined
+// (inputs, initializers and nodes concatenated; no training-mode rewrite:
+// the graph runs as the model says), every ai.onnx.preview.training Gradient
+// node replaced by the backward graph of our autodiff, and the update
+// bindings as state updates, which take effect after the whole step. The
+// data input is model.input (or the inference graph's only input); the
+// labels input is the algorithm's only other input, if it has one. The loss
+// reported per step is loss.output, else the algorithm's first float scalar
+// output. Parameters are the bound initializers of the inference graph,
+// optimizer state the bound initializers of the algorithm.
+absl::StatusOr<TrainingProgram> BuildTrainingInfoProgram(const Graph& forward,
+                                                         const TrainingInfo& info,
+                                                         const runtime::TrainConfig& config,
+                                                         int64_t batch_size);
 
 // The evaluation program: inference-mode forward at `batch_size`, reading the
 // same initializers (share the Tensor handles to see training's updates).
