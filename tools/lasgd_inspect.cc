@@ -4,6 +4,11 @@
 //   lasgd-inspect --dump-after=PHASE MODEL    the graph after a named compile phase
 //   lasgd-inspect --plan MODEL                the kernel chosen for every node and the arena size
 //   lasgd-inspect --supported-ops             every op and opset range lasgd supports
+//   lasgd-inspect --config=CONFIG.toml --dump-after=training|distributed
+//                                             the training program of a training config:
+//                                             train_step after autodiff and the optimizer,
+//                                             or after the distributed pass together with
+//                                             the programs it adds (segment_boundary, finish)
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -13,19 +18,25 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "distributed/data_parallel.h"
 #include "graph/model_stats.h"
 #include "graph/pass_pipeline.h"
+#include "graph/passes/training.h"
 #include "graph/verifier.h"
 #include "importers/onnx_importer.h"
 #include "ops/op_registry.h"
+#include "runtime/config_parser.h"
 #include "runtime/executor.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: lasgd-inspect [--batch=N] [--dump-after=PHASE] [--plan] MODEL.onnx\n"
+    "       lasgd-inspect --config=CONFIG.toml [--set section.key=value]... "
+    "--dump-after=training|distributed [--batch=N]\n"
     "       lasgd-inspect --supported-ops\n"
-    "phases: import, verify, shape_inference, simplify, fuse, dce\n";
+    "phases: import, verify, shape_inference, simplify, fuse, dce\n"
+    "training phases (with --config): training, distributed\n";
 
 std::string WithThousands(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -41,12 +52,47 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// The training program of a training config, after `phase`: "training"
+// (loss, autodiff, optimizer) or "distributed" (the [distributed] algorithm's
+// rewrite of train_step, then every program it adds).
+int DumpTrainingProgram(const std::string& config_path, const std::vector<std::string>& overrides,
+                        const std::string& model_override, const std::string& phase,
+                        int64_t batch) {
+  using namespace lasgd;
+  if (phase != "training" && phase != "distributed") {
+    return Fail("with --config, --dump-after takes a training phase: training, distributed (got '" +
+                phase + "')");
+  }
+  auto config = runtime::LoadTrainConfig(config_path, overrides);
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  if (!model_override.empty()) config->model.path = model_override;
+  auto forward = importers::LoadOnnxModel(config->model.path);
+  if (!forward.ok()) return Fail(std::string(forward.status().message()));
+  if (batch <= 0) batch = config->data.batch_size;
+  auto program = graph::BuildTrainingProgram(*forward, *config, batch);
+  if (!program.ok()) return Fail(std::string(program.status().message()));
+  if (phase == "training") {
+    std::cout << "# after phase 'training': train_step\n" << program->graph.ToText();
+    return 0;
+  }
+  // No communicator: the programs are built for this dump only.
+  auto dp = distributed::DataParallel::Create(config->distributed, nullptr, &*program);
+  if (!dp.ok()) return Fail(std::string(dp.status().message()));
+  std::cout << "# " << (*dp)->Describe() << "\n";
+  std::cout << "# after phase 'distributed': train_step\n" << program->graph.ToText();
+  for (const auto& [name, g] : (*dp)->programs())
+    std::cout << "\n# after phase 'distributed': " << name << "\n" << g->ToText();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace lasgd;
-  std::string model_path, dump_after;
+  std::string model_path, dump_after, config_path;
+  std::vector<std::string> overrides;
   int64_t batch = 1;
+  bool batch_given = false;
   bool plan = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -62,6 +108,13 @@ int main(int argc, char** argv) {
     } else if (absl::StartsWith(arg, "--batch=")) {
       if (!absl::SimpleAtoi(arg.substr(8), &batch) || batch <= 0)
         return Fail("--batch needs a positive integer");
+      batch_given = true;
+    } else if (absl::StartsWith(arg, "--config=")) {
+      config_path = arg.substr(9);
+    } else if (arg == "--set" && i + 1 < argc) {
+      overrides.push_back(argv[++i]);
+    } else if (absl::StartsWith(arg, "--set=")) {
+      overrides.push_back(arg.substr(6));
     } else if (arg == "--plan") {
       plan = true;
     } else if (absl::StartsWith(arg, "-")) {
@@ -72,6 +125,11 @@ int main(int argc, char** argv) {
     } else {
       return Fail("only one model may be given");
     }
+  }
+  if (!config_path.empty()) {
+    if (dump_after.empty()) return Fail("--config needs --dump-after=training or distributed");
+    return DumpTrainingProgram(config_path, overrides, model_path, dump_after,
+                               batch_given ? batch : 0);
   }
   if (model_path.empty()) {
     std::fputs(kUsage, stderr);

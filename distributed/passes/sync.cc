@@ -30,6 +30,75 @@ size_t FloatsOf(const graph::Graph& g, const std::string& value) {
   return vi && vi->IsStatic() ? static_cast<size_t>(NumElements(vi->shape)) : 0;
 }
 
+constexpr int kNoGradient = 1 << 20;
+
+// How many nodes away each node is from producing a parameter gradient: 0
+// for a node that outputs one (a weight gradient, BatchNormGrad), 1 for a
+// node feeding such a node, ...; kNoGradient when it leads to none. `sinks`
+// (the optimizer, clipping, the bucket nodes) are not followed.
+std::vector<int> GradientDistance(const graph::Graph& g, const std::set<std::string>& gradients,
+                                  const std::set<size_t>& sinks) {
+  std::map<std::string, std::vector<size_t>> consumers;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const std::string& in : g.nodes[i].inputs)
+      if (!in.empty()) consumers[in].push_back(i);
+  std::vector<int> distance(g.nodes.size(), kNoGradient);
+  // Reverse topological order: consumers are decided first (sinks, which
+  // may sit anywhere, are never followed).
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    if (sinks.count(i)) continue;
+    for (const std::string& out : g.nodes[i].outputs) {
+      if (out.empty()) continue;
+      if (gradients.count(out)) distance[i] = 0;
+      for (size_t c : consumers[out])
+        if (!sinks.count(c)) distance[i] = std::min(distance[i], distance[c] + 1);
+    }
+  }
+  return distance;
+}
+
+// A topological order that, among the nodes ready at any point, runs the one
+// with the lowest `priority` first (ties: the current order). The executor's
+// sort is depth-first and, among nodes that become ready together, takes the
+// lowest index first; so a node placed here right after its last producer
+// runs right there. Ordering by the distance to a parameter gradient makes
+// every weight gradient run as soon as its inputs exist, before the
+// depth-first walk continues down the gradient with respect to activations
+// (which would otherwise postpone every weight gradient, and so every
+// All-Reduce, to the end of backward).
+absl::StatusOr<std::vector<graph::Node>> PriorityOrder(const graph::Graph& g,
+                                                       const std::vector<int>& priority) {
+  const size_t n = g.nodes.size();
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < n; ++i)
+    for (const std::string& out : g.nodes[i].outputs)
+      if (!out.empty()) producer[out] = i;
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<size_t>> consumers(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const std::string& in : g.nodes[i].inputs) {
+      auto it = producer.find(in);
+      if (in.empty() || it == producer.end()) continue;
+      ++pending[i];
+      consumers[it->second].push_back(i);
+    }
+  }
+  std::set<std::pair<int, size_t>> ready;  // (priority, index)
+  for (size_t i = 0; i < n; ++i)
+    if (pending[i] == 0) ready.insert({priority[i], i});
+  std::vector<graph::Node> order;
+  order.reserve(n);
+  while (!ready.empty()) {
+    const size_t i = ready.begin()->second;
+    ready.erase(ready.begin());
+    order.push_back(g.nodes[i]);
+    for (size_t c : consumers[i])
+      if (--pending[c] == 0) ready.insert({priority[c], c});
+  }
+  if (order.size() != n) return absl::InternalError("the training graph has a cycle");
+  return order;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<GradientBucketInfo>> InsertGradientAllReduce(
@@ -77,7 +146,29 @@ absl::StatusOr<std::vector<GradientBucketInfo>> InsertGradientAllReduce(
     }
     grads.push_back({v, p == producer.end() ? -1 : static_cast<int64_t>(p->second), i, floats});
   }
-  // Backward's order: the gradients that exist first are sent first.
+  // Weight gradients as early as backward allows; then backward's order is
+  // the order the gradients come into existence, and the first ones are sent
+  // first.
+  std::set<size_t> sinks = {static_cast<size_t>(optimizer)};
+  if (clip >= 0) sinks.insert(static_cast<size_t>(clip));
+  std::set<std::string> raw;
+  for (const Grad& gr : grads) raw.insert(gr.value);
+  {
+    const std::string optimizer_name = g.nodes[optimizer].name;
+    const std::string clip_name = clip >= 0 ? g.nodes[clip].name : "";
+    ASSIGN_OR_RETURN(g.nodes, PriorityOrder(g, GradientDistance(g, raw, sinks)));
+    producer.clear();
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      for (const std::string& out : g.nodes[i].outputs)
+        if (!out.empty()) producer[out] = i;
+      if (g.nodes[i].name == optimizer_name) optimizer = static_cast<int>(i);
+      if (!clip_name.empty() && g.nodes[i].name == clip_name) clip = static_cast<int>(i);
+    }
+    for (Grad& gr : grads) {
+      auto p = producer.find(gr.value);
+      gr.position = p == producer.end() ? -1 : static_cast<int64_t>(p->second);
+    }
+  }
   std::stable_sort(grads.begin(), grads.end(),
                    [](const Grad& a, const Grad& b) { return a.position < b.position; });
   const double bucket_bytes = std::max(1.0, bucket_mb * 1024 * 1024);
@@ -141,23 +232,17 @@ absl::StatusOr<std::vector<GradientBucketInfo>> InsertGradientAllReduce(
       if (it != averaged.end()) in = it->second;
     }
   }
-  // A Start goes right after its last producer: the executor's topological
-  // sort is depth-first and takes the lowest index among newly ready nodes,
-  // so it runs as soon as the bucket's gradients exist.
-  std::vector<graph::Node> nodes;
-  nodes.reserve(g.nodes.size() + 2 * num_buckets);
-  auto flush = [&](int64_t position) {
-    auto it = starts_after.find(position);
-    if (it == starts_after.end()) return;
-    for (graph::Node& s : it->second) nodes.push_back(std::move(s));
-  };
-  flush(-1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    nodes.push_back(std::move(g.nodes[i]));
-    flush(static_cast<int64_t>(i));
-  }
-  for (graph::Node& w : waits) nodes.push_back(std::move(w));
-  g.nodes = std::move(nodes);
+  // Starts come first of all: each lands right after its bucket's last
+  // gradient, so its All-Reduce overlaps the rest of backward.
+  const size_t first_start = g.nodes.size();
+  for (auto& [position, list] : starts_after)
+    for (graph::Node& st : list) g.nodes.push_back(std::move(st));
+  const size_t first_wait = g.nodes.size();
+  for (graph::Node& w : waits) g.nodes.push_back(std::move(w));
+  for (size_t i = first_start; i < g.nodes.size(); ++i) sinks.insert(i);
+  std::vector<int> priority = GradientDistance(g, raw, sinks);
+  for (size_t i = first_start; i < first_wait; ++i) priority[i] = -1;
+  ASSIGN_OR_RETURN(g.nodes, PriorityOrder(g, priority));
   g.opset_imports[kCollectiveDomain] = 1;
   graph::ShapeBinding binding;
   RETURN_IF_ERROR_CTX(graph::InferShapesAndFoldConstants(g, binding),

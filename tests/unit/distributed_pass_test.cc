@@ -139,6 +139,22 @@ void CheckNodeOrder(const std::string& fixture, double bucket_mb) {
           << "') at " << last << ", and '" << c.nodes[i].name << "' between";
     }
   }
+  // Buckets hold the gradients in the order backward produces them (the
+  // last layers' first): every gradient of bucket b exists before any of
+  // bucket b + 1 (or at the same node).
+  for (size_t b = 0; b + 1 < buckets.size(); ++b) {
+    size_t latest = 0, earliest = c.nodes.size();
+    for (const std::string& v : buckets[b].gradients) latest = std::max(latest, c.producer.at(v));
+    for (const std::string& v : buckets[b + 1].gradients)
+      earliest = std::min(earliest, c.producer.at(v));
+    EXPECT_LE(latest, earliest) << "bucket " << b;  // equal: one BatchNormGrad, two buckets
+  }
+  // The classifier's gradients come first in backward, so in bucket 0.
+  bool classifier_first = false;
+  for (const std::string& v : buckets.front().gradients)
+    classifier_first = classifier_first || v.find("classifier") != std::string::npos ||
+                       v.find("Gemm") != std::string::npos;
+  EXPECT_TRUE(classifier_first) << buckets.front().gradients.front();
   // Every Wait after the last Start; the optimizer after every Wait.
   for (size_t w : waits) EXPECT_GT(w, starts.back());
   EXPECT_GT(optimizer, waits.back());
