@@ -381,6 +381,7 @@ Checkpoint TrainingSession::MakeCheckpoint() const {
   ckpt.metadata["model"] = config_.model.path;
   ckpt.metadata["optimizer"] = config_.optimizer.type;
   ckpt.metadata["world_size"] = absl::StrCat(world_size_);
+  ckpt.metadata["accumulate"] = absl::StrCat(program_.accumulate);
   return ckpt;
 }
 
@@ -410,8 +411,16 @@ absl::Status TrainingSession::RestoreCheckpoint(const std::string& path) {
       !absl::SimpleAtoi(ckpt.metadata["world_size"], &saved_world)) {
     return absl::DataLossError(absl::StrCat("checkpoint '", path, "' has a bad world_size"));
   }
-  if (saved_world != world_size_ && saved_world > 0) {
-    batch = batch * saved_world / world_size_;
+  // The same for another train.accumulate: a loader batch holds K micro-batches.
+  int64_t saved_accumulate = 1;
+  if (ckpt.metadata.count("accumulate") &&
+      !absl::SimpleAtoi(ckpt.metadata["accumulate"], &saved_accumulate)) {
+    return absl::DataLossError(absl::StrCat("checkpoint '", path, "' has a bad accumulate"));
+  }
+  const int64_t saved_share = saved_world * saved_accumulate;
+  const int64_t share = world_size_ * program_.accumulate;
+  if (saved_share != share && saved_share > 0) {
+    batch = batch * saved_share / share;
     step = epoch * train_loader_->batches_per_epoch() + batch;
   }
   step_ = step;

@@ -191,6 +191,35 @@ TEST(Accumulate, StepReturnsTheLossOfTheWholeBatch) {
   EXPECT_EQ((*micro)->step(), 2);
 }
 
+// A checkpoint written with one train.accumulate resumes with another at the
+// same point of the epoch: the loader counts batches of K micro-batches, so
+// the position and step count are carried over as the fraction of the epoch.
+TEST(Accumulate, ResumeWithAnotherAccumulateKeepsTheEpoch) {
+  const std::string dir = kWork + "/resume_other_k";
+  testing::RunCommand("rm -rf " + testing::ShellQuote(dir));
+  const std::string ckpt = dir + "/epoch1.ckpt";
+  {
+    TrainConfig c = MakeConfig("mlp", "sgd", 4, 4, dir + "/k4");
+    c.train.epochs = 1;
+    auto session = TrainingSession::Create(c);
+    ASSERT_TRUE(session.ok()) << session.status();
+    ASSERT_TRUE((*session)->Train(stdout).ok());
+    ASSERT_EQ((*session)->step(), 2);  // 40 samples: 2 steps of 16
+    ASSERT_TRUE((*session)->SaveCheckpoint(ckpt).ok());
+  }
+  for (int64_t k : {1, 2, 4}) {
+    TrainConfig c = MakeConfig("mlp", "sgd", 4, k, dir + absl::StrCat("/resume_k", k));
+    c.train.epochs = 2;
+    auto session = TrainingSession::Create(c);
+    ASSERT_TRUE(session.ok()) << session.status();
+    absl::Status restored = (*session)->RestoreCheckpoint(ckpt);
+    ASSERT_TRUE(restored.ok()) << restored;
+    EXPECT_EQ((*session)->step(), (*session)->steps_per_epoch()) << "k = " << k;
+    ASSERT_TRUE((*session)->Train(stdout).ok());
+    EXPECT_EQ((*session)->step(), 2 * (*session)->steps_per_epoch()) << "k = " << k;
+  }
+}
+
 // ---- PyTorch ----
 
 struct TorchCase {
