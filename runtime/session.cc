@@ -142,7 +142,9 @@ absl::Status TrainingSession::Init() {
         "data.test '", test_data_->name(), "' has samples of shape ",
         ShapeToString(test_data_->sample_shape()), "; the model takes ", ShapeToString(expected)));
   }
-  if (algorithm != "none") {
+  // Without a communicator (not launched by mpirun) this is one process
+  // training alone: the algorithm has nothing to average.
+  if (algorithm != "none" && comm_ != nullptr) {
     // The "distributed" phase: sync puts gradient All-Reduce nodes into
     // train_step; the others build the programs run at segment boundaries.
     ASSIGN_OR_RETURN(data_parallel_,
@@ -206,7 +208,7 @@ absl::Status TrainingSession::PackParameters() {
     auto it = program_.graph.initializers.find(n);
     if (it != program_.graph.initializers.end()) it->second = forward_.initializers.at(n);
   }
-  if (config_.distributed.algorithm == "none") return absl::OkStatus();
+  if (config_.distributed.algorithm == "none" || comm_ == nullptr) return absl::OkStatus();
   // The spans the algorithms average: float32 only (they are flat float
   // buffers on the wire).
   for (const std::string& n : order) {
@@ -235,14 +237,16 @@ absl::Status TrainingSession::PackParameters() {
 
 int64_t TrainingSession::ScheduleStep() const {
   if (data_parallel_ && config_.distributed.segment_ms > 0) {
-    return data_parallel_->global_samples() / (config_.data.batch_size * world_size_);
+    return data_parallel_->global_samples() /
+           (config_.data.batch_size * config_.train.accumulate * world_size_);
   }
   return step_;
 }
 
 bool TrainingSession::Done() const {
   if (data_parallel_ && config_.distributed.segment_ms > 0) {
-    return data_parallel_->ShouldStop(total_steps_ * config_.data.batch_size * world_size_);
+    return data_parallel_->ShouldStop(total_steps_ * config_.data.batch_size *
+                                      config_.train.accumulate * world_size_);
   }
   return step_ >= total_steps_;
 }
@@ -514,6 +518,8 @@ absl::Status TrainingSession::Train(FILE* log) {
                  comm_ ? comm_->Describe().c_str() : "no communicator",
                  data_parallel_->Describe().c_str());
   }
+  if (root && config_.train.curve_every_s > 0 && test_data_)
+    curve_ = std::make_unique<LearningCurve>(config_.train.curve_every_s);
   auto run_start = Clock::now();
   auto epoch_start = Clock::now();
   double epoch_loss = 0;
@@ -540,6 +546,10 @@ absl::Status TrainingSession::Train(FILE* log) {
     // that every rank holds the same model for evaluation and export.
     if (last && data_parallel_) {
       RETURN_IF_ERROR_CTX(data_parallel_->Finish(), "rank ", rank_, " in the final average");
+    }
+    if (curve_) {
+      curve_->MaybeSnapshot(std::chrono::duration<double>(Clock::now() - run_start).count(), step_,
+                            ScheduleStep() * batch * world_size_, param_arena_, last);
     }
     const int64_t epoch = b.position.epoch + 1;
     const bool end_of_epoch = b.last_in_epoch || last;
@@ -593,6 +603,18 @@ absl::Status TrainingSession::Train(FILE* log) {
     epoch_batches = 0;
     epoch_start = Clock::now();
     if (last) break;
+  }
+  if (curve_) {
+    std::string path = config_.train.out_dir + "/curve.jsonl";
+    auto evaluate = [this]() -> absl::StatusOr<std::pair<double, double>> {
+      ASSIGN_OR_RETURN(EvalResult r, Evaluate());
+      return std::make_pair(r.top1, r.loss);
+    };
+    EvalResult final_eval = last_eval_;
+    auto points = curve_->EvaluateAndWrite(param_arena_, evaluate, path);
+    RETURN_IF_ERROR_CTX(points.status(), "while evaluating the learning curve");
+    last_eval_ = final_eval;
+    std::fprintf(log, "learning curve: %zu points in %s\n", points->size(), path.c_str());
   }
   if (root && !config_.train.export_path.empty()) {
     std::string path = config_.train.export_path;

@@ -17,6 +17,7 @@
 #include "runtime/data/data_loader.h"
 #include "runtime/data/dataset.h"
 #include "runtime/executor.h"
+#include "runtime/learning_curve.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/train_config.h"
 
@@ -117,6 +118,7 @@ class TrainingSession {
   std::unique_ptr<distributed::DataParallel> data_parallel_;
   std::unique_ptr<distributed::StragglerEmulator> straggler_;
   distributed::ModelBuffers model_buffers_;
+  std::unique_ptr<LearningCurve> curve_;  // train.curve_every_s > 0, rank 0
 };
 
 }  // namespace lasgd::runtime
