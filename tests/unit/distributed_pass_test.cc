@@ -5,6 +5,7 @@
 // every Wait), clipping reading the averaged gradients, the boundary
 // programs of lasgd/local/sgp, and configuration errors.
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -15,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "importers/onnx_importer.h"
 #include "runtime/executor.h"
+#include "tests/e2e/fixture_util.h"
 
 namespace lasgd {
 namespace {
@@ -304,6 +306,36 @@ TEST(DistributedConfigErrors, BindBeforeRunAndTwice) {
   EXPECT_FALSE(built->dp->AfterStep(step).ok());
   distributed::ModelBuffers none;
   EXPECT_FALSE(built->dp->Bind(none).ok());
+}
+
+TEST(LasgdInspect, DumpsTrainStepAfterTheDistributedPassAndTheBoundaryPrograms) {
+  const std::string config = std::string(LASGD_BINARY_DIR) + "/distributed_pass_test.toml";
+  {
+    std::ofstream out(config);
+    out << "[model]\npath = \"" << kFixtures << "cnn_op17/model.onnx\"\n"
+        << "[data]\ntrain = \"npz:" << kFixtures << "cnn_op17/data.npz\"\nbatch_size = 4\n"
+        << "[distributed]\nalgorithm = \"lasgd\"\nwarmup_steps = 2\n";
+  }
+  const std::string tool = std::string(LASGD_BINARY_DIR) + "/bin/lasgd-inspect";
+  auto r = testing::RunCommand(tool + " --config=" + testing::ShellQuote(config) +
+                               " --dump-after=distributed");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expect :
+       {"# after phase 'distributed': train_step", "com.lasgd.AllReduceStart",
+        "com.lasgd.AllReduceWait", "# after phase 'distributed': segment_boundary",
+        "com.lasgd.Snapshot", "# after phase 'distributed': finish", "warm-up 2"}) {
+    EXPECT_NE(r.output.find(expect), std::string::npos) << expect << " in\n" << r.output;
+  }
+  // Before the pass: no collective in train_step.
+  r = testing::RunCommand(tool + " --config=" + testing::ShellQuote(config) +
+                          " --dump-after=training");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("AllReduce"), std::string::npos);
+  EXPECT_NE(r.output.find("SGDUpdate"), std::string::npos);
+  // Inference phases are for models, not training configs.
+  r = testing::RunCommand(tool + " --config=" + testing::ShellQuote(config) + " --dump-after=fuse");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("training, distributed"), std::string::npos) << r.output;
 }
 
 }  // namespace
