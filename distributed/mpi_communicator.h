@@ -15,7 +15,12 @@
 // ("rank 1 has not been heard from for 31 s") or are alive but have not
 // issued the collective. After a collective times out the communicator is
 // unusable (MPI cannot withdraw a started collective): later calls fail at
-// once, and the caller should Abort().
+// once, and the caller should Abort(). MPI may still write the timed-out
+// collective's buffer should the peers catch up, so keep it alive until then.
+//
+// The progress thread asks for a higher scheduling priority (nice -10) where
+// the process may have it: it sleeps unless MPI has work, and that work is
+// what every rank waits for.
 //
 // MPI is initialized on the first CreateMpiCommunicator (MPI_Init_thread,
 // asking for MPI_THREAD_MULTIPLE) unless the program already did, and
