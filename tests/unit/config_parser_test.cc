@@ -528,6 +528,46 @@ TEST(ConfigParser, DocsMatchTheKeyTable) {
   }
 }
 
+// README.md carries the same reference (from "## Training configuration" up
+// to the next "## " heading); LASGD_UPDATE_DOCS=1 splices it in.
+TEST(ConfigParser, ReadmeEmbedsTheReference) {
+  const std::string readme_path = std::string(LASGD_SOURCE_DIR) + "/README.md";
+  const std::string generated = ConfigReferenceMarkdown();
+  const std::string heading = "## Training configuration";
+  const size_t from = generated.find(heading);
+  ASSERT_NE(from, std::string::npos);
+  const std::string section = generated.substr(from);
+  std::string readme;
+  {
+    std::ifstream in(readme_path, std::ios::binary);
+    ASSERT_TRUE(in.good()) << readme_path;
+    std::stringstream text;
+    text << in.rdbuf();
+    readme = text.str();
+  }
+  const size_t start = readme.find(heading);
+  ASSERT_NE(start, std::string::npos) << "README.md lacks '" << heading << "'";
+  size_t end = readme.find("\n## ", start + heading.size());
+  end = end == std::string::npos ? readme.size() : end + 1;
+  const char* update = std::getenv("LASGD_UPDATE_DOCS");
+  if (update != nullptr && std::string(update) == "1") {
+    std::string body = section;
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    readme = readme.substr(0, start) + body + "\n\n" + readme.substr(end);
+    std::ofstream out(readme_path, std::ios::binary);
+    out << readme;
+    ASSERT_TRUE(out.good()) << "could not write " << readme_path;
+    end = start + body.size() + 2;
+  }
+  std::string embedded = readme.substr(start, end - start);
+  while (!embedded.empty() && embedded.back() == '\n') embedded.pop_back();
+  std::string want = section;
+  while (!want.empty() && want.back() == '\n') want.pop_back();
+  EXPECT_EQ(embedded, want)
+      << "README.md's configuration reference is out of date; run config_parser_test with "
+         "LASGD_UPDATE_DOCS=1";
+}
+
 // The example in the docs is a valid config.
 TEST(ConfigParser, DocsExampleParses) {
   std::string md = ConfigReferenceMarkdown();
