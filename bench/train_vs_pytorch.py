@@ -125,6 +125,7 @@ def run_json(cmd, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--binary", help="lasgd-bench-train to run (default: BUILD/bin/...)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=3, help="timed steps (ResNet, MobileNet)")
@@ -141,7 +142,7 @@ def main():
         return pytorch_worker(args)
 
     import torch
-    binary = os.path.join(args.build, "bin", "lasgd-bench-train")
+    binary = args.binary or os.path.join(args.build, "bin", "lasgd-bench-train")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,7 +184,8 @@ def main():
     with open(args.out, "a") as f:
         f.write(f"\n### {stamp} — {args.threads} threads, torch {torch.__version__}, {cpu}, "
                 f"{os.cpu_count()} cores\n\n")
-        f.write(f"`python3 bench/train_vs_pytorch.py --build {args.build} --threads {args.threads} "
+        where = f"--binary {args.binary}" if args.binary else f"--build {args.build}"
+        f.write(f"`python3 bench/train_vs_pytorch.py {where} --threads {args.threads} "
                 f"--rounds {args.rounds} --iters {args.iters} --warmup {args.warmup} "
                 f"--cnn-iters {args.cnn_iters} --cnn-warmup {args.cnn_warmup} "
                 f"--size {args.size} --models {args.models}`\n\n")
