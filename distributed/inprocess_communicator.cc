@@ -529,7 +529,7 @@ class InProcessCommunicator : public Communicator {
   }
 
   std::string Describe() const override {
-    std::string text = absl::StrCat("in-process (", size(), " ranks");
+    std::string text = absl::StrCat("in-process (", size(), size() == 1 ? " rank" : " ranks");
     const CommOptions& o = group_->options();
     if (o.latency_ms > 0 || o.bandwidth_mb_s > 0) {
       absl::StrAppend(&text, ", emulating ", absl::StrFormat("%g", o.latency_ms), " ms");

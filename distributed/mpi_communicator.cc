@@ -875,7 +875,8 @@ class MpiCommunicator : public Communicator {
   CommStats stats() const override { return core_->stats(); }
 
   std::string Describe() const override {
-    std::string text = absl::StrCat("mpi (", core_->version(), ", ", size(), " ranks");
+    std::string text =
+        absl::StrCat("mpi (", core_->version(), ", ", size(), size() == 1 ? " rank" : " ranks");
     const CommOptions& o = core_->options();
     if (o.latency_ms > 0 || o.bandwidth_mb_s > 0) {
       absl::StrAppend(&text, ", emulating ", absl::StrFormat("%g", o.latency_ms), " ms");
