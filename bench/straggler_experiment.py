@@ -59,6 +59,10 @@ def run_settings(algorithm, scenario, args):
         "optimizer.lr": args.lr,
         "distributed.timeout_s": 600,
     }
+    if algorithm == "lasgd":
+        s["distributed.apply"] = args.lasgd_apply
+        if args.lasgd_segment_steps:
+            s["distributed.segment_steps"] = args.lasgd_segment_steps
     if scenario == "slow":
         s["distributed.slow_rank"] = args.ranks - 1
         s["distributed.slow_factor"] = 2
@@ -127,6 +131,8 @@ def write_table(results, args, path):
         f"(`mpirun --oversubscribe`), {args.batch} samples per rank per step, "
         f"{args.epochs} epochs, lr {args.lr}, segment_steps {args.segment_steps} "
         f"(lasgd/local), segment_ms {args.segment_ms} (lasgd in the slow-rank scenario), "
+        f"lasgd apply = {args.lasgd_apply}"
+        f"{', lasgd segment_steps %d' % args.lasgd_segment_steps if args.lasgd_segment_steps else ''}, "
         f"jitter mean {args.jitter_ms} ms. Test accuracy of rank 0's model every "
         f"{args.curve_every_s} s of training, evaluated after the run.",
         "",
@@ -195,19 +201,25 @@ def main():
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--segment-steps", type=int, default=8)
     p.add_argument("--segment-ms", type=float, default=2000)
+    p.add_argument("--lasgd-apply", default="boundary", choices=["boundary", "when_ready"])
+    p.add_argument("--lasgd-segment-steps", type=int, default=0,
+                   help="segment_steps for lasgd only (0 = --segment-steps)")
     p.add_argument("--jitter-ms", type=float, default=100)
     p.add_argument("--curve-every-s", type=float, default=5)
     p.add_argument("--target", type=float, default=0.90)
     p.add_argument("--work", default="/tmp/lasgd-straggler")
     p.add_argument("--results", default=os.path.join(ROOT, "bench/results/straggler_fashion_mnist"))
-    p.add_argument("--rerun", action="store_true")
+    p.add_argument("--rerun", action="store_true",
+                   help="run the selected scenarios/algorithms again even if recorded")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite the table and plot from the JSON file")
     args = p.parse_args()
 
     json_path = args.results + ".json"
     results = {}
-    if os.path.exists(json_path) and not args.rerun:
+    if os.path.exists(json_path):
         results = json.load(open(json_path))
-    for scenario in args.scenarios.split(","):
+    for scenario in [] if args.report_only else args.scenarios.split(","):
         for algorithm in args.algorithms.split(","):
             key = f"{scenario}/{algorithm}"
             if key in results and not args.rerun:
