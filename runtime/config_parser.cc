@@ -876,7 +876,8 @@ absl::Status Validate(TrainConfig& c, const std::string& source, const Origins& 
   if (d.warmup_steps > 0 && d.algorithm != "lasgd" && d.algorithm != "local")
     return Invalid(at("distributed.warmup_steps"),
                    "distributed.warmup_steps applies only with distributed.algorithm = \"lasgd\" "
-                   "or \"local\"; got " + Quote(d.algorithm));
+                   "or \"local\"; got " +
+                       Quote(d.algorithm));
   if (d.segment_ms > 0 && d.algorithm != "lasgd")
     return Invalid(at("distributed.segment_ms"),
                    "distributed.segment_ms applies only with distributed.algorithm = \"lasgd\"; "

@@ -437,9 +437,9 @@ absl::Status TrainingSession::Export(const std::string& path) const {
   return importers::ExportInferenceModel(forward_, trained, path);
 }
 
-absl::Status TrainingSession::WriteMetrics(
-    int64_t epoch, double train_loss, double wall_s, double samples_per_s,
-    const std::vector<distributed::RankTiming>& timings) {
+absl::Status TrainingSession::WriteMetrics(int64_t epoch, double train_loss, double wall_s,
+                                           double samples_per_s,
+                                           const std::vector<distributed::RankTiming>& timings) {
   std::string path = config_.train.out_dir + "/metrics.jsonl";
   std::ofstream out(path, std::ios::app);
   if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
@@ -534,8 +534,8 @@ absl::Status TrainingSession::Train(FILE* log) {
       double compute_s = std::chrono::duration<double>(Clock::now() - step_start).count();
       straggler_->SleepAfterStep(compute_s);
       straggler_->MaybeInjectFault(step_);
-      RETURN_IF_ERROR_CTX(data_parallel_->AfterStep({step_, b.size(), compute_s}),
-                          "rank ", rank_, " after step ", step_);
+      RETURN_IF_ERROR_CTX(data_parallel_->AfterStep({step_, b.size(), compute_s}), "rank ", rank_,
+                          " after step ", step_);
     }
     if (std::isfinite(loss)) {
       epoch_loss += loss;
@@ -591,7 +591,8 @@ absl::Status TrainingSession::Train(FILE* log) {
                    "epoch %lld: train_loss %.4f  test_loss %.4f  test_top1 %.2f%%  test_top5 "
                    "%.2f%%  (%s, %.0f samples/s)\n",
                    static_cast<long long>(epoch), train_loss, last_eval_.loss,
-                   100 * last_eval_.top1, 100 * last_eval_.top5, FormatDuration(wall).c_str(), rate);
+                   100 * last_eval_.top1, 100 * last_eval_.top5, FormatDuration(wall).c_str(),
+                   rate);
       RETURN_IF_ERROR(WriteMetrics(epoch, train_loss, wall, rate, timings));
       if (config_.train.checkpoint_every_epochs > 0 &&
           (last || epoch % config_.train.checkpoint_every_epochs == 0)) {
@@ -623,8 +624,7 @@ absl::Status TrainingSession::Train(FILE* log) {
     std::fprintf(log, "exported the trained model to %s\n", path.c_str());
   }
   if (std::getenv("LASGD_PROFILE")) std::fputs(train_->ProfileReport(25).c_str(), log);
-  if (test_data_ && root)
-    std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
+  if (test_data_ && root) std::fprintf(log, "final test accuracy: %.2f%%\n", 100 * last_eval_.top1);
   return absl::OkStatus();
 }
 

@@ -75,13 +75,13 @@ struct TrainSection {
   std::string
       export_path;  // [train] export: ONNX inference model path ("" = none; relative to out_dir)
   std::string bn_running_var =
-      "population";               // [train] bn_running_var: population (ONNX) or unbiased (PyTorch)
-  int64_t accumulate = 1;         // [train] accumulate: micro-batches per optimizer step
+      "population";        // [train] bn_running_var: population (ONNX) or unbiased (PyTorch)
+  int64_t accumulate = 1;  // [train] accumulate: micro-batches per optimizer step
   // [train] program: builtin (loss, autodiff and optimizer from this config)
   // or training_info (run the model's own ONNX TrainingInfoProto as written)
   std::string program = "builtin";
-  int64_t threads = 0;            // [train] threads (0 = OMP_NUM_THREADS / all cores)
-  int64_t eval_every_epochs = 1;  // [train] eval_every_epochs
+  int64_t threads = 0;                  // [train] threads (0 = OMP_NUM_THREADS / all cores)
+  int64_t eval_every_epochs = 1;        // [train] eval_every_epochs
   int64_t checkpoint_every_epochs = 1;  // [train] checkpoint_every_epochs (0 = never)
   int64_t keep_checkpoints = 3;         // [train] keep_checkpoints: the last N are kept
   std::string resume;  // [train] resume: a checkpoint file, or "auto" (latest in out_dir)
@@ -89,7 +89,7 @@ struct TrainSection {
       "stop";  // [train] on_nan: stop (error naming step and node) or skip (drop the step)
   bool progress = true;  // [train] progress: a progress bar on a terminal, plain lines otherwise
   int64_t log_every_steps =
-      50;  // [train] log_every_steps: plain progress lines when not a terminal
+      50;                    // [train] log_every_steps: plain progress lines when not a terminal
   double curve_every_s = 0;  // [train] curve_every_s: rank 0 snapshots its model this often
                              // (training wall time) and evaluates them all afterwards
 };

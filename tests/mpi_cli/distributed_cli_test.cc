@@ -53,9 +53,10 @@ struct Launch {
 Launch MpiRun(int ranks, const std::string& args, int timeout_s = 240) {
   auto start = std::chrono::steady_clock::now();
   Launch l;
-  l.result = RunCommand(
-      absl::StrCat("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout ", timeout_s,
-                   " mpirun --bind-to none --oversubscribe -np ", ranks, " ", ShellQuote(kRun), " train ", args));
+  l.result =
+      RunCommand(absl::StrCat("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout ",
+                              timeout_s, " mpirun --bind-to none --oversubscribe -np ", ranks, " ",
+                              ShellQuote(kRun), " train ", args));
   l.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return l;
 }

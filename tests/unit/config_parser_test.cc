@@ -239,10 +239,10 @@ TEST(ConfigParser, UnknownSectionSuggestsNearest) {
             "config.toml:5: unknown section [training]; did you mean [train]?");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[distribute]\nalgorithm = \"lasgd\"\n"),
             "config.toml:5: unknown section [distribute]; did you mean [distributed]?");
-  EXPECT_EQ(ErrorOf(std::string(kMinimal) +
-                    "[distributed]\nalgorithm = \"sgp\"\nwarmup_steps = 10\n"),
-            "config.toml:7: distributed.warmup_steps applies only with distributed.algorithm = "
-            "\"lasgd\" or \"local\"; got \"sgp\"");
+  EXPECT_EQ(
+      ErrorOf(std::string(kMinimal) + "[distributed]\nalgorithm = \"sgp\"\nwarmup_steps = 10\n"),
+      "config.toml:7: distributed.warmup_steps applies only with distributed.algorithm = "
+      "\"lasgd\" or \"local\"; got \"sgp\"");
   // The world size comes from mpirun, not the config.
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[distributed]\nworld_size = 2\n").substr(0, 56),
             "config.toml:6: unknown key 'distributed.world_size'; [di");
