@@ -61,6 +61,7 @@ def run_settings(algorithm, scenario, args):
     }
     if algorithm == "lasgd":
         s["distributed.apply"] = args.lasgd_apply
+        s["distributed.warmup_steps"] = args.lasgd_warmup_steps
         if args.lasgd_segment_steps:
             s["distributed.segment_steps"] = args.lasgd_segment_steps
     if scenario == "slow":
@@ -202,6 +203,8 @@ def main():
     p.add_argument("--segment-steps", type=int, default=8)
     p.add_argument("--segment-ms", type=float, default=2000)
     p.add_argument("--lasgd-apply", default="boundary", choices=["boundary", "when_ready"])
+    p.add_argument("--lasgd-warmup-steps", type=int, default=0,
+                   help="lasgd: synchronous gradient averaging for the first steps")
     p.add_argument("--lasgd-segment-steps", type=int, default=0,
                    help="segment_steps for lasgd only (0 = --segment-steps)")
     p.add_argument("--jitter-ms", type=float, default=100)
