@@ -199,6 +199,19 @@ absl::Status AlgorithmBase::RunProgram(const std::string& name) {
   return it->second->Run({}).status();
 }
 
+absl::Status AlgorithmBase::RunAveragingProgram(const std::string& name) {
+  context_->progress_out = MyProgress();
+  RETURN_IF_ERROR(RunProgram(name));
+  CommitProgress();
+  return absl::OkStatus();
+}
+
+absl::Status AlgorithmBase::Finish() {
+  if (!bound()) return absl::FailedPreconditionError("Finish before Bind");
+  RETURN_IF_ERROR_CTX(RunAveragingProgram("finish"), "while averaging the final model");
+  return absl::OkStatus();
+}
+
 bool AlgorithmBase::RecordStep(const StepReport& step) {
   steps_ = step.step;
   samples_ += step.samples;

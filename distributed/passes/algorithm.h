@@ -80,6 +80,9 @@ class AlgorithmBase : public DataParallel {
   bool ShouldStop(int64_t total_samples) const override;
   absl::StatusOr<std::vector<RankTiming>> GatherTimings() override;
   std::vector<std::pair<std::string, const graph::Graph*>> programs() const override;
+  // Runs the "finish" program (merge what is in flight, one blocking average)
+  // with this rank's progress; lasgd, local and sgp end this way.
+  absl::Status Finish() override;
 
   // Seconds on a monotonic clock; tests replace it to control segment_ms.
   void set_clock(std::function<double()> clock) { clock_ = std::move(clock); }
@@ -114,6 +117,9 @@ class AlgorithmBase : public DataParallel {
   // After a boundary's wait: the progress every rank agrees on.
   void CommitProgress();
   absl::Status RunProgram(const std::string& name);
+  // RunProgram for a program that completes an average: this rank's progress
+  // rides in the averaged buffer and the agreed progress is committed after.
+  absl::Status RunAveragingProgram(const std::string& name);
   bool bound() const { return bound_; }
   double Now() const { return clock_(); }
 

@@ -32,19 +32,9 @@ class LasgdAlgorithm : public AlgorithmBase {
       RETURN_IF_ERROR_CTX(RunProgram("apply_average"), "after step ", step.step);
     }
     if (BoundaryDue(step)) {
-      context_->progress_out = MyProgress();
-      RETURN_IF_ERROR_CTX(RunProgram("segment_boundary"), "at the segment boundary after step ",
-                          step.step);
-      CommitProgress();
+      RETURN_IF_ERROR_CTX(RunAveragingProgram("segment_boundary"),
+                          "at the segment boundary after step ", step.step);
     }
-    return absl::OkStatus();
-  }
-
-  absl::Status Finish() override {
-    if (!bound()) return absl::FailedPreconditionError("Finish before Bind");
-    context_->progress_out = MyProgress();
-    RETURN_IF_ERROR_CTX(RunProgram("finish"), "while averaging the final model");
-    CommitProgress();
     return absl::OkStatus();
   }
 

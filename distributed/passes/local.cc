@@ -23,18 +23,8 @@ class LocalAlgorithm : public AlgorithmBase {
     if (!bound()) return absl::FailedPreconditionError("AfterStep before Bind");
     if (RecordStep(step)) return absl::OkStatus();
     if (!BoundaryDue(step)) return absl::OkStatus();
-    context_->progress_out = MyProgress();
-    RETURN_IF_ERROR_CTX(RunProgram("segment_boundary"), "at the model average after step ",
+    RETURN_IF_ERROR_CTX(RunAveragingProgram("segment_boundary"), "at the model average after step ",
                         step.step);
-    CommitProgress();
-    return absl::OkStatus();
-  }
-
-  absl::Status Finish() override {
-    if (!bound()) return absl::FailedPreconditionError("Finish before Bind");
-    context_->progress_out = MyProgress();
-    RETURN_IF_ERROR_CTX(RunProgram("finish"), "while averaging the final model");
-    CommitProgress();
     return absl::OkStatus();
   }
 

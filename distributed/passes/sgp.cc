@@ -32,14 +32,6 @@ class SgpAlgorithm : public AlgorithmBase {
     return absl::OkStatus();
   }
 
-  absl::Status Finish() override {
-    if (!bound()) return absl::FailedPreconditionError("Finish before Bind");
-    context_->progress_out = MyProgress();
-    RETURN_IF_ERROR_CTX(RunProgram("finish"), "while averaging the final model");
-    CommitProgress();
-    return absl::OkStatus();
-  }
-
   std::string Describe() const override {
     int period = 0;
     while ((1 << period) < context_->size) ++period;

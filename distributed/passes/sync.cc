@@ -270,9 +270,8 @@ class SyncAlgorithm : public AlgorithmBase {
 
   absl::Status Finish() override {
     if (!has_finish_) return absl::OkStatus();
-    context_->progress_out = MyProgress();
-    RETURN_IF_ERROR_CTX(RunProgram("finish"), "while averaging the BN statistics at the end");
-    CommitProgress();
+    RETURN_IF_ERROR_CTX(RunAveragingProgram("finish"),
+                        "while averaging the BN statistics at the end");
     return absl::OkStatus();
   }
 
