@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "ops/conv_backward.h"
 #include "ops/onednn_engine.h"
+#include "ops/onednn_layout.h"
 
 namespace lasgd::ops::backward_internal {
 namespace {
@@ -25,87 +26,14 @@ using tag = dnnl::memory::format_tag;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
-// Scratch memory shared by every kernel of this file that runs on the calling
-// thread: the operands in oneDNN's blocked layouts and the primitives'
-// scratchpads. Kernels on one thread run one at a time, so buffers owned per
-// kernel would only multiply memory: two activation-sized buffers per
-// gradient node made the process several times larger than the executor's
-// arena (MobileNetV2 at batch 32: 1.4 GB of 2 GB). Per thread, because plans
-// may run concurrently on different threads.
-class ThreadScratch {
- public:
-  enum Slot { kOperand0, kOperand1, kOperand2, kScratchpad, kNumSlots };
-  // A buffer of at least `bytes` for `slot`, valid until the next call for
-  // that slot on this thread.
-  static void* Get(Slot slot, size_t bytes) {
-    thread_local ThreadScratch pool;
-    Buffer& b = pool.buffers_[slot];
-    if (b.bytes < bytes) {
-      b.data.reset();
-      // 64-byte aligned, as oneDNN prefers for its vector loads.
-      size_t rounded = (bytes + 63) / 64 * 64;
-      b.data.reset(static_cast<char*>(std::aligned_alloc(64, rounded)));
-      if (!b.data) throw dnnl::error(dnnl_out_of_memory, "scratch buffer allocation failed");
-      b.bytes = rounded;
-    }
-    return b.data.get();
-  }
-
- private:
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
-  struct Buffer {
-    std::unique_ptr<char, Free> data;
-    size_t bytes = 0;
-  };
-  Buffer buffers_[kNumSlots];
-};
-
-// One tensor as the executor stores it (plain) and as the primitive wants it;
-// when the two differ, a reorder through a shared scratch buffer (`slot`) in
-// the wanted layout.
-class Operand {
- public:
-  void Init(const memory::desc& plain, const memory::desc& wanted, bool is_output,
-            ThreadScratch::Slot slot) {
-    plain_ = plain;
-    wanted_ = wanted;
-    slot_ = slot;
-    if (plain == wanted) return;
-    reorder_ = is_output ? dnnl::reorder(memory(wanted, onednn::CpuEngine(), DNNL_MEMORY_NONE),
-                                         memory(plain, onednn::CpuEngine(), DNNL_MEMORY_NONE))
-                         : dnnl::reorder(memory(plain, onednn::CpuEngine(), DNNL_MEMORY_NONE),
-                                         memory(wanted, onednn::CpuEngine(), DNNL_MEMORY_NONE));
-  }
-  // The input `data` in the wanted layout.
-  memory In(const void* data, dnnl::stream& stream) {
-    memory user(plain_, onednn::CpuEngine(), const_cast<void*>(data));
-    if (!reorder_) return user;
-    memory scratch = Scratch();
-    reorder_.execute(stream, user, scratch);
-    return scratch;
-  }
-  // Where the primitive writes an output bound for `data`.
-  memory Target(void* data) {
-    return reorder_ ? Scratch() : memory(plain_, onednn::CpuEngine(), data);
-  }
-  // Copies the primitive's output from `target` (what Target returned) into
-  // `data` when it went to scratch.
-  void Out(const memory& target, void* data, dnnl::stream& stream) {
-    if (!reorder_) return;
-    memory user(plain_, onednn::CpuEngine(), data);
-    reorder_.execute(stream, const_cast<memory&>(target), user);
-  }
-
- private:
-  memory Scratch() const {
-    return memory(wanted_, onednn::CpuEngine(), ThreadScratch::Get(slot_, wanted_.get_size()));
-  }
-  memory::desc plain_, wanted_;
-  ThreadScratch::Slot slot_ = ThreadScratch::kOperand0;
-  dnnl::reorder reorder_;
-};
+// The operands go through the calling thread's scratch (onednn::ThreadScratch,
+// shared with the forward kernels): kernels on one thread run one at a time,
+// so buffers owned per kernel would only multiply memory: two
+// activation-sized buffers per gradient node made the process several times
+// larger than the executor's arena (MobileNetV2 at batch 32: 1.4 GB of 2 GB).
+// Slots: the three operands 0-2, the primitive's scratchpad 3.
+using onednn::Operand;
+constexpr int kScratchpadSlot = 3;
 
 // The primitives use the shared scratchpad above instead of allocating their
 // own on every run (this oneDNN is built for concurrent execution, where
@@ -117,9 +45,7 @@ dnnl::primitive_attr UserScratchpad() {
 }
 
 memory ScratchpadMemory(const memory::desc& desc) {
-  return memory(
-      desc, onednn::CpuEngine(),
-      ThreadScratch::Get(ThreadScratch::kScratchpad, std::max<size_t>(desc.get_size(), 1)));
+  return onednn::ScratchMemory(desc, kScratchpadSlot);
 }
 
 // The dims and the forward primitive descriptor both backward primitives
@@ -185,9 +111,9 @@ class OnednnConvGradInputKernel : public Kernel {
         s.dilates, s.pad_l, s.pad_r);
     dnnl::convolution_backward_data::primitive_desc pd(desc, UserScratchpad(), onednn::CpuEngine(),
                                                        s.fwd_pd);
-    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, ThreadScratch::kOperand0);
-    weights_.Init(s.wei_plain, pd.weights_desc(), /*is_output=*/false, ThreadScratch::kOperand1);
-    diff_src_.Init(s.src_plain, pd.diff_src_desc(), /*is_output=*/true, ThreadScratch::kOperand2);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, /*slot=*/0);
+    weights_.Init(s.wei_plain, pd.weights_desc(), /*is_output=*/false, /*slot=*/1);
+    diff_src_.Init(s.src_plain, pd.diff_src_desc(), /*is_output=*/true, /*slot=*/2);
     scratchpad_ = pd.scratchpad_desc();
     primitive_ = dnnl::convolution_backward_data(pd);
   }
@@ -203,7 +129,7 @@ class OnednnConvGradInputKernel : public Kernel {
           {DNNL_ARG_DIFF_SRC, target},
           {DNNL_ARG_SCRATCHPAD, ScratchpadMemory(scratchpad_)}};
       primitive_.execute(stream, args);
-      diff_src_.Out(target, dx, stream);
+      diff_src_.Out(dx, stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(
@@ -233,10 +159,10 @@ class OnednnConvGradWeightKernel : public Kernel {
                           alg, src_any, wei_any, dst_any, s.strides, s.dilates, s.pad_l, s.pad_r);
     dnnl::convolution_backward_weights::primitive_desc pd(desc, UserScratchpad(),
                                                           onednn::CpuEngine(), s.fwd_pd);
-    src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false, ThreadScratch::kOperand0);
-    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, ThreadScratch::kOperand1);
+    src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false, /*slot=*/0);
+    diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, /*slot=*/1);
     diff_weights_.Init(s.wei_plain, pd.diff_weights_desc(), /*is_output=*/true,
-                       ThreadScratch::kOperand2);
+                       /*slot=*/2);
     scratchpad_ = pd.scratchpad_desc();
     bias_desc_ = memory::desc({s.out_channels}, f32, tag::a);
     primitive_ = dnnl::convolution_backward_weights(pd);
@@ -257,7 +183,7 @@ class OnednnConvGradWeightKernel : public Kernel {
             memory(bias_desc_, onednn::CpuEngine(), ctx.output(1)->raw_data());
       }
       primitive_.execute(stream, args);
-      diff_weights_.Out(target, dw, stream);
+      diff_weights_.Out(dw, stream);
       stream.wait();
     } catch (const dnnl::error& e) {
       return absl::InternalError(

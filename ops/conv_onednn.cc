@@ -103,9 +103,10 @@ class OnednnConvKernel : public Kernel {
       dst_md = pd.dst_desc();
       primitive_ = dnnl::deconvolution_forward(pd);
     }
-    src_.Init(onednn::StoredDesc(src_shape, src_blocked), src_md, /*is_output=*/false);
-    weights_.Init(s_.wei_plain, wei_md, /*is_output=*/false);
-    dst_.Init(onednn::StoredDesc(dst_shape, dst_blocked), dst_md, /*is_output=*/true);
+    // Distinct scratch slots: all three may be reordered in the same run.
+    src_.Init(onednn::StoredDesc(src_shape, src_blocked), src_md, /*is_output=*/false, /*slot=*/0);
+    weights_.Init(s_.wei_plain, wei_md, /*is_output=*/false, /*slot=*/1);
+    dst_.Init(onednn::StoredDesc(dst_shape, dst_blocked), dst_md, /*is_output=*/true, /*slot=*/2);
     z_stored_ = onednn::StoredDesc(dst_shape, z_blocked);
     z_reorder_ = dnnl::reorder();
     if (s_.epilogue.has_residual && !onednn::SamePhysicalLayout(z_stored_, dst_md)) {

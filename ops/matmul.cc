@@ -199,7 +199,7 @@ class OnednnMatMulKernel : public Kernel {
         has_bias_(has_bias),
         prefill_dst_(prefill_dst),
         constant_weights_(constant_weights) {
-    weights_.Init(weights_stored, pd_.weights_desc(), /*is_output=*/false);
+    weights_.Init(weights_stored, pd_.weights_desc(), /*is_output=*/false, /*slot=*/0);
   }
 
   // For Gemm's sum post-op path: writes beta * C (broadcast) into Y first.

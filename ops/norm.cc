@@ -271,8 +271,8 @@ class BatchNormOnednnKernel : public Kernel {
         blocked ? dnnl::memory::desc(dnnl::memory::dims(x_.begin(), x_.end()),
                                      dnnl::memory::data_type::f32, dnnl::memory::format_tag::nchw)
                 : data_md_;
-    src_.Init(src_blocked ? onednn::BlockedDesc(x_) : plain, pd_.src_desc(), false);
-    dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : plain, pd_.dst_desc(), true);
+    src_.Init(src_blocked ? onednn::BlockedDesc(x_) : plain, pd_.src_desc(), false, /*slot=*/0);
+    dst_.Init(dst_blocked ? onednn::BlockedDesc(x_) : plain, pd_.dst_desc(), true, /*slot=*/1);
   }
 
   bool AcceptsBlockedLayout(bool, size_t index) const override { return index == 0 && blocked_ok_; }

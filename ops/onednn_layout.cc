@@ -1,5 +1,10 @@
 #include "ops/onednn_layout.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "ops/onednn_engine.h"
 
@@ -60,44 +65,108 @@ bool SamePhysicalLayout(const memory::desc& a, const memory::desc& b) {
   return (a == plain || a == blocked) && (b == plain || b == blocked);
 }
 
-void Operand::Init(const memory::desc& stored, const memory::desc& wanted, bool is_output) {
+namespace {
+
+// The calling thread's scratch buffers, one per slot.
+class ScratchPool {
+ public:
+  void* Get(int slot, size_t bytes) {
+    if (slot < 0) throw dnnl::error(dnnl_invalid_arguments, "negative scratch slot");
+    if (static_cast<size_t>(slot) >= buffers_.size()) buffers_.resize(slot + 1);
+    Buffer& b = buffers_[slot];
+    if (b.bytes < bytes) {
+      // Free first: holding the old buffer while allocating the new one
+      // would raise the peak for nothing, its contents are not kept.
+      b.data.reset();
+      b.bytes = 0;
+      const size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple
+      b.data.reset(static_cast<char*>(std::aligned_alloc(64, rounded)));
+      // dnnl::error keeps the message pointer, so it must be a literal.
+      if (!b.data)
+        throw dnnl::error(dnnl_out_of_memory, "cannot allocate an operand scratch buffer");
+      b.bytes = rounded;
+    }
+    return b.data.get();
+  }
+  size_t TotalBytes() const {
+    size_t total = 0;
+    for (const Buffer& b : buffers_) total += b.bytes;
+    return total;
+  }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  struct Buffer {
+    std::unique_ptr<char, Free> data;
+    size_t bytes = 0;
+  };
+  std::vector<Buffer> buffers_;
+};
+
+ScratchPool& ThisThreadPool() {
+  thread_local ScratchPool pool;
+  return pool;
+}
+
+}  // namespace
+
+void* ThreadScratch(int slot, size_t bytes) {
+  // Never zero bytes: a null handle would turn a memory object into one
+  // that oneDNN allocates itself.
+  return ThisThreadPool().Get(slot, std::max<size_t>(bytes, 1));
+}
+
+memory ScratchMemory(const memory::desc& desc, int slot) {
+  return memory(desc, CpuEngine(), ThreadScratch(slot, desc.get_size()));
+}
+
+size_t ThreadScratchBytes() { return ThisThreadPool().TotalBytes(); }
+
+void Operand::Init(const memory::desc& stored, const memory::desc& wanted, bool is_output,
+                   int slot) {
   stored_ = stored;
   wanted_ = wanted;
-  internal_ = memory();
+  slot_ = slot;
   reorder_ = dnnl::reorder();
+  prepared_buffer_ = memory();
   prepared_ = false;
   if (SamePhysicalLayout(stored, wanted)) return;
-  internal_ = memory(wanted, CpuEngine());
-  if (is_output) {
-    reorder_ = dnnl::reorder(internal_, memory(stored, CpuEngine(), DNNL_MEMORY_NONE));
-  } else {
-    reorder_ = dnnl::reorder(memory(stored, CpuEngine(), DNNL_MEMORY_NONE), internal_);
-  }
+  // Reorders bind no memory; each run passes the buffers of that run.
+  const memory stored_any(stored, CpuEngine(), DNNL_MEMORY_NONE);
+  const memory wanted_any(wanted, CpuEngine(), DNNL_MEMORY_NONE);
+  reorder_ =
+      is_output ? dnnl::reorder(wanted_any, stored_any) : dnnl::reorder(stored_any, wanted_any);
 }
 
 memory Operand::In(const void* data, dnnl::stream& stream) {
-  if (!internal_) return memory(wanted_, CpuEngine(), const_cast<void*>(data));
-  if (!prepared_) {
-    memory user(stored_, CpuEngine(), const_cast<void*>(data));
-    reorder_.execute(stream, user, internal_);
-  }
-  return internal_;
+  if (!reorder_) return memory(wanted_, CpuEngine(), const_cast<void*>(data));
+  if (prepared_) return prepared_buffer_;
+  memory user(stored_, CpuEngine(), const_cast<void*>(data));
+  memory scratch = Scratch();
+  reorder_.execute(stream, user, scratch);
+  return scratch;
 }
 
 memory Operand::Target(void* data) const {
-  return internal_ ? internal_ : memory(wanted_, CpuEngine(), data);
+  return reorder_ ? Scratch() : memory(wanted_, CpuEngine(), data);
 }
 
 void Operand::Out(void* data, dnnl::stream& stream) {
-  if (!internal_) return;
+  if (!reorder_) return;
+  // The scratch of this slot still holds what the primitive wrote: the
+  // kernel has not handed the slot to anything else since Target().
+  memory scratch = Scratch();
   memory user(stored_, CpuEngine(), data);
-  reorder_.execute(stream, internal_, user);
+  reorder_.execute(stream, scratch, user);
 }
 
 void Operand::Prepare(const void* data, dnnl::stream& stream) {
-  if (!internal_) return;
+  if (!reorder_) return;
+  prepared_buffer_ = memory(wanted_, CpuEngine());
   memory user(stored_, CpuEngine(), const_cast<void*>(data));
-  reorder_.execute(stream, user, internal_);
+  reorder_.execute(stream, user, prepared_buffer_);
   stream.wait();
   prepared_ = true;
 }

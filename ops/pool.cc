@@ -427,8 +427,8 @@ class OnednnPoolKernel : public Kernel {
     }
     if (!computed_blocked) pd = make(/*blocked=*/false);
     primitive_ = dnnl::pooling_v2_forward(pd);
-    src_.Init(onednn::StoredDesc(x_, src_blocked), pd.src_desc(), /*is_output=*/false);
-    dst_.Init(onednn::StoredDesc(y_, dst_blocked), pd.dst_desc(), /*is_output=*/true);
+    src_.Init(onednn::StoredDesc(x_, src_blocked), pd.src_desc(), /*is_output=*/false, /*slot=*/0);
+    dst_.Init(onednn::StoredDesc(y_, dst_blocked), pd.dst_desc(), /*is_output=*/true, /*slot=*/1);
   }
 
   bool AcceptsBlockedLayout(bool, size_t index) const override {
