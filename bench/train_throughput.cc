@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   int64_t batch = 32;
   int threads = 2, iters = 10, warmup = 2;
   double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
-  bool profile = false;
+  bool profile = false, plan = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto num = [&](const char* prefix, auto* out) {
@@ -89,12 +89,15 @@ int main(int argc, char** argv) {
       continue;
     } else if (a == "--profile") {
       profile = true;
+    } else if (a == "--plan") {
+      plan = true;
     } else if (!absl::StartsWith(a, "-") && model_path.empty()) {
       model_path = a;
     } else {
       std::fprintf(stderr,
                    "usage: lasgd-bench-train MODEL [--batch=N] [--threads=N] [--iters=N] "
-                   "[--warmup=N] [--lr=F] [--momentum=F] [--weight-decay=F] [--profile]\n");
+                   "[--warmup=N] [--lr=F] [--momentum=F] [--weight-decay=F] [--profile] "
+                   "[--plan]\n");
       return 2;
     }
   }
@@ -124,6 +127,7 @@ int main(int argc, char** argv) {
   auto ex = runtime::Executor::Create(program->graph, options);
   if (!ex.ok()) return Fail(std::string(ex.status().message()));
   rss.emplace_back("compiled", CurrentRssBytes());
+  if (plan) std::fputs((*ex)->PlanReport().c_str(), stderr);
 
   // One fixed batch: N(0,1) samples and uniform labels over the logits' width.
   const graph::ValueInfo* input = program->graph.FindValueInfo(program->data_input);
