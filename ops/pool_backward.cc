@@ -299,14 +299,62 @@ class FastPoolGradKernel : public Kernel {
   FastPoolGradKernel(const PoolGeometry& g, DataType dtype)
       : g_(To3d(g)), max_(g.max), count_include_pad_(g.count_include_pad), dtype_(dtype) {
     for (int a = 0; a < 3; ++a) taps_[a] = MakeAxisTaps(g_, a);
+    // 2x2 windows at stride 2 without padding or dilation (the CNNs' usual
+    // MaxPool): windows never overlap and each lies inside the input, so
+    // every input element is written exactly once (the routed gradient or
+    // zero) with no zero-fill pass and no tap lists.
+    max2x2_ = max_ && g_.in[0] == 1 && g_.k[0] == 1 && g_.k[1] == 2 && g_.k[2] == 2 &&
+              g_.s[1] == 2 && g_.s[2] == 2 && g_.d[1] == 1 && g_.d[2] == 1 && g_.pb[1] == 0 &&
+              g_.pb[2] == 0 && 2 * g_.out[1] <= g_.in[1] && 2 * g_.out[2] <= g_.in[2];
   }
 
   absl::Status Run(KernelContext& ctx) override {
-    if (dtype_ == DataType::kFloat32) return RunTyped<float>(ctx);
-    return RunTyped<double>(ctx);
+    if (dtype_ == DataType::kFloat32) return max2x2_ ? RunMax2x2<float>(ctx) : RunTyped<float>(ctx);
+    return max2x2_ ? RunMax2x2<double>(ctx) : RunTyped<double>(ctx);
   }
 
  private:
+  template <typename T>
+  absl::Status RunMax2x2(KernelContext& ctx) {
+    const int64_t in_h = g_.in[1], in_w = g_.in[2], out_h = g_.out[1], out_w = g_.out[2];
+    const int64_t in_plane = in_h * in_w, out_plane = out_h * out_w;
+    const T* x = ctx.input(0)->data<T>();
+    const T* dy = ctx.input(1)->data<T>();
+    T* dx = ctx.output(0)->data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < g_.planes; ++p) {
+      const T* xp = x + p * in_plane;
+      const T* dyp = dy + p * out_plane;
+      T* dxp = dx + p * in_plane;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        const T* r0 = xp + 2 * oh * in_w;
+        const T* r1 = r0 + in_w;
+        T* d0 = dxp + 2 * oh * in_w;
+        T* d1 = d0 + in_w;
+        const T* g = dyp + oh * out_w;
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          // The first maximum in row-major window order wins, as in the
+          // general loop: a later tap takes over only when strictly greater.
+          const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+          int best = 0;
+          T m = a;
+          if (b > m) best = 1, m = b;
+          if (c > m) best = 2, m = c;
+          if (d > m) best = 3;
+          const T v = g[ow];
+          d0[2 * ow] = best == 0 ? v : T(0);
+          d0[2 * ow + 1] = best == 1 ? v : T(0);
+          d1[2 * ow] = best == 2 ? v : T(0);
+          d1[2 * ow + 1] = best == 3 ? v : T(0);
+        }
+        // An odd width leaves a last column no window reads.
+        for (int64_t iw = 2 * out_w; iw < in_w; ++iw) d0[iw] = d1[iw] = T(0);
+      }
+      std::fill(dxp + 2 * out_h * in_w, dxp + in_plane, T(0));
+    }
+    return absl::OkStatus();
+  }
+
   template <typename T>
   absl::Status RunTyped(KernelContext& ctx) {
     const int64_t in_plane = g_.in_plane(), out_plane = g_.out_plane();
@@ -364,7 +412,7 @@ class FastPoolGradKernel : public Kernel {
   }
 
   Pool3d g_;
-  bool max_, count_include_pad_;
+  bool max_, count_include_pad_, max2x2_ = false;
   DataType dtype_;
   AxisTaps taps_[3];
 };

@@ -175,6 +175,20 @@ TEST(MaxPoolGradTest, RoutesToArgmaxFirstOnTies) {
   EXPECT_TRUE(TensorsNear(Floats({0, 10, 20, 0, 0, 0, 0, 0}, {1, 1, 2, 4}), out[0]));
 }
 
+TEST(MaxPoolGradTest, TwoByTwoTiesMatchReference) {
+  // Pseudo-random 0s and 1s make most 2x2 windows hold tied maxima (in the
+  // same row and across rows), which the fast kernel's 2x2 path must route
+  // exactly as the reference does.
+  std::vector<float> x(2 * 3 * 6 * 7), dy(2 * 3 * 3 * 3);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(((i * 2654435761u) >> 7) % 2);
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<float>(i) + 1;
+  graph::Node node = LasgdNode("MaxPoolGrad", 2, 1,
+                               {{"kernel_shape", Attribute::Ints({2, 2})},
+                                {"strides", Attribute::Ints({2, 2})},
+                                {"opset", Attribute::Int(12)}});
+  Compare(node, {Floats(x, {2, 3, 6, 7}), Floats(dy, {2, 3, 3, 3})}, "fast");
+}
+
 TEST(AveragePoolGradTest, SharesEvenlyAndCountsPadding) {
   // 2x2 windows, stride 1, over 3x3: each dY share is 1/4.
   graph::Node node = LasgdNode("AveragePoolGrad", 1, 1,
@@ -254,7 +268,23 @@ INSTANTIATE_TEST_SUITE_P(
             "Dilated",
             {1, 2, 9, 8},
             {{"kernel_shape", Attribute::Ints({2, 2})}, {"dilations", Attribute::Ints({2, 2})}}},
-        PoolGradCase{"ThreeD", {1, 2, 4, 6, 6}, {{"kernel_shape", Attribute::Ints({2, 2, 2})}}}),
+        PoolGradCase{"ThreeD", {1, 2, 4, 6, 6}, {{"kernel_shape", Attribute::Ints({2, 2, 2})}}},
+        // 2x2 at stride 2: the fast kernel's non-overlapping path, with an
+        // even plane, an odd one (a last row and column no window reads)
+        // and ceil_mode's partial windows (the general path).
+        PoolGradCase{
+            "TwoByTwoEven",
+            {2, 3, 8, 6},
+            {{"kernel_shape", Attribute::Ints({2, 2})}, {"strides", Attribute::Ints({2, 2})}}},
+        PoolGradCase{
+            "TwoByTwoOdd",
+            {1, 2, 7, 9},
+            {{"kernel_shape", Attribute::Ints({2, 2})}, {"strides", Attribute::Ints({2, 2})}}},
+        PoolGradCase{"TwoByTwoCeilMode",
+                     {1, 2, 7, 9},
+                     {{"kernel_shape", Attribute::Ints({2, 2})},
+                      {"strides", Attribute::Ints({2, 2})},
+                      {"ceil_mode", Attribute::Int(1)}}}),
     [](const ::testing::TestParamInfo<PoolGradCase>& info) { return info.param.name; });
 
 TEST(PoolGradTest, BadInputs) {

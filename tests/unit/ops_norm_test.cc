@@ -1,6 +1,7 @@
 // Tests of BatchNormalization, LayerNormalization and InstanceNormalization:
 // every kernel against the reference, the reference against values computed
 // independently with numpy, and bad inputs.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,36 @@ TEST(BatchNormalizationTest, TrainingModeOpset15) {
     EXPECT_TRUE(TensorsNear(Floats(kBnRunningMean, {3}), out[1], 1e-6, 1e-6));
     EXPECT_TRUE(TensorsNear(Floats(kBnRunningVar, {3}), out[2], 1e-6, 1e-6));
   }
+}
+
+TEST(BatchNormalizationTest, TrainingKernelsAgreeOnLargeOffsetChannels) {
+  // Planes of 35 (the fast kernel's 8-wide loop and its tail), and a channel
+  // whose mean is far from zero next to its spread (1000 + U(-0.01, 0.01)):
+  // normalising it as x * a + (bias - mean * a) in float loses the value to
+  // the rounding of x * a (the fast kernel did until it subtracted the mean
+  // first), and statistics summed in float would lose the variance.
+  const Shape x_shape = {4, 3, 5, 7};
+  Tensor x = RandomTensor(x_shape, 7);
+  float* px = x.data<float>();
+  for (int64_t i = 0; i < 4; ++i) {
+    for (int64_t j = 0; j < 35; ++j) {
+      float& v = px[(i * 3 + 1) * 35 + j];
+      v = 1000.f + 0.01f * v;
+    }
+  }
+  std::vector<Tensor> inputs = {x, RandomTensor({3}, 8, 0.5f, 1.5f), RandomTensor({3}, 9),
+                                RandomTensor({3}, 10), RandomTensor({3}, 11, 0.5f, 1.5f)};
+  graph::Node node = MakeNode("BatchNormalization", 5, 3, {{"training_mode", Attribute::Int(1)}});
+  auto fast = ops::EvaluateNode(node, 15, inputs, {"fast"});
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  auto out = RunAllKernelsAndCompare(node, 15, inputs);
+  ASSERT_EQ(out.size(), 3u);
+  // The offset channel's normalised values (sample 0) spread over about
+  // 3.4 standard deviations times its scale (>= 0.5): it was not flattened.
+  const float* y = out[0].data<float>();
+  float lo = y[35], hi = y[35];
+  for (int64_t j = 0; j < 35; ++j) lo = std::min(lo, y[35 + j]), hi = std::max(hi, y[35 + j]);
+  EXPECT_GT(hi - lo, 1.0f);
 }
 
 TEST(BatchNormalizationTest, FiveOutputTrainingFormOpset9) {
