@@ -17,6 +17,10 @@ runs in its default memory format (contiguous NCHW, not channels-last).
 
 usage: bench/train_vs_pytorch.py [--build build] [--threads 2] [--rounds 3]
            [--iters 5] [--warmup 2] [--size 224] [--models cnn,resnet18,mobilenet_v2]
+           [--frameworks lasgd,pytorch]
+
+--frameworks lasgd measures lasgd alone (e.g. peak memory after a change on
+our side; PyTorch's numbers do not move): the PyTorch columns then read "-".
 """
 import argparse
 import datetime
@@ -136,11 +140,16 @@ def main():
     ap.add_argument("--models", default="cnn,resnet18,mobilenet_v2")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "train_throughput.md"))
     ap.add_argument("--note", default="", help="a line written under the table")
+    ap.add_argument("--frameworks", default="lasgd,pytorch",
+                    help="which to run: lasgd,pytorch (default), lasgd or pytorch")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return pytorch_worker(args)
 
+    frameworks = [fw for fw in args.frameworks.split(",") if fw]
+    if not frameworks or any(fw not in ("lasgd", "pytorch") for fw in frameworks):
+        ap.error(f"--frameworks takes lasgd and/or pytorch, got '{args.frameworks}'")
     import torch
     binary = args.binary or os.path.join(args.build, "bin", "lasgd-bench-train")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -158,10 +167,11 @@ def main():
                          f"--momentum={MOMENTUM}", f"--weight-decay={WEIGHT_DECAY}"] + common
             torch_cmd = [sys.executable, os.path.abspath(__file__), f"--worker={name}",
                          f"--size={args.size}"] + common
-            results = {"lasgd": [], "pytorch": []}
+            results = {fw: [] for fw in ("lasgd", "pytorch") if fw in frameworks}
             loads = [os.getloadavg()[0]]
             for r in range(args.rounds):
-                order = ["lasgd", "pytorch"] if r % 2 == 0 else ["pytorch", "lasgd"]
+                order = [fw for fw in (["lasgd", "pytorch"] if r % 2 == 0 else
+                                       ["pytorch", "lasgd"]) if fw in frameworks]
                 for fw in order:
                     res = run_json(lasgd_cmd if fw == "lasgd" else torch_cmd, env)
                     results[fw].append(res)
@@ -170,15 +180,15 @@ def main():
                 loads.append(os.getloadavg()[0])
             med = {fw: statistics.median(x["samples_per_s"] for x in v) for fw, v in results.items()}
             rss = {fw: statistics.median(x["peak_rss_bytes"] for x in v) for fw, v in results.items()}
-            arena = results["lasgd"][0].get("arena_bytes", 0)
+            arena = results["lasgd"][0].get("arena_bytes", 0) if "lasgd" in results else None
             shape = "x".join(map(str, sample_shape(name, args.size)))
-            torch_base = statistics.median(x["rss_after_import_bytes"] for x in results["pytorch"])
-            rows.append((name, batch, shape, med["lasgd"], med["pytorch"], rss["lasgd"],
-                         rss["pytorch"], arena, torch_base, min(loads), max(loads)))
-            print(f"{name}: lasgd {med['lasgd']:.1f} samples/s, PyTorch {med['pytorch']:.1f}, "
-                  f"ratio {med['lasgd'] / med['pytorch']:.2f}x; peak RSS lasgd "
-                  f"{rss['lasgd'] / 2**20:.0f} MiB, PyTorch {rss['pytorch'] / 2**20:.0f} MiB",
-                  flush=True)
+            torch_base = (statistics.median(x["rss_after_import_bytes"] for x in results["pytorch"])
+                          if "pytorch" in results else None)
+            rows.append((name, batch, shape, med.get("lasgd"), med.get("pytorch"), rss.get("lasgd"),
+                         rss.get("pytorch"), arena, torch_base, min(loads), max(loads)))
+            print(f"{name}: " + "; ".join(
+                f"{fw} {med[fw]:.1f} samples/s, peak RSS {rss[fw] / 2**20:.0f} MiB"
+                for fw in results), flush=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = platform.processor() or platform.machine()
     with open(args.out, "a") as f:
@@ -188,15 +198,27 @@ def main():
         f.write(f"`python3 bench/train_vs_pytorch.py {where} --threads {args.threads} "
                 f"--rounds {args.rounds} --iters {args.iters} --warmup {args.warmup} "
                 f"--cnn-iters {args.cnn_iters} --cnn-warmup {args.cnn_warmup} "
-                f"--size {args.size} --models {args.models}`\n\n")
+                f"--size {args.size} --models {args.models}"
+                + (f" --frameworks {args.frameworks}" if args.frameworks != "lasgd,pytorch" else "")
+                + "`\n\n")
         f.write("| model | batch | sample | lasgd samples/s | PyTorch samples/s | lasgd / PyTorch "
                 "| lasgd peak RSS | PyTorch peak RSS (after import) | lasgd / PyTorch RSS "
                 "| lasgd arena | load average |\n"
                 "|---|---|---|---|---|---|---|---|---|---|---|\n")
+        def num(v, fmt):
+            return "-" if v is None else fmt.format(v)
+
+        def ratio(a, b, fmt):
+            return "-" if a is None or b is None else fmt.format(a / b)
+
+        def mib(v):
+            return "-" if v is None else f"{v / 2**20:.0f} MiB"
+
         for name, batch, shape, l, t, lr_, tr, arena, base, lo, hi in rows:
-            f.write(f"| {name} | {batch} | {shape} | {l:.1f} | {t:.1f} | {l / t:.2f}x "
-                    f"| {lr_ / 2**20:.0f} MiB | {tr / 2**20:.0f} MiB ({base / 2**20:.0f} MiB) "
-                    f"| {lr_ / tr:.2f} | {arena / 2**20:.0f} MiB | {lo:.1f}–{hi:.1f} |\n")
+            torch_rss = "-" if tr is None else f"{mib(tr)} ({mib(base)})"
+            f.write(f"| {name} | {batch} | {shape} | {num(l, '{:.1f}')} | {num(t, '{:.1f}')} "
+                    f"| {ratio(l, t, '{:.2f}x')} | {mib(lr_)} | {torch_rss} "
+                    f"| {ratio(lr_, tr, '{:.2f}')} | {mib(arena)} | {lo:.1f}–{hi:.1f} |\n")
         f.write(f"\nMedians over {args.rounds} rounds; each round runs each framework in its own "
                 f"process (CNN: {args.cnn_warmup} warm-up + {args.cnn_iters} timed steps; the "
                 f"others: {args.warmup} + {args.iters}; SGD with momentum {MOMENTUM}, weight decay "
