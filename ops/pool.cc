@@ -427,6 +427,14 @@ class OnednnPoolKernel : public Kernel {
     }
     if (!computed_blocked) pd = make(/*blocked=*/false);
     primitive_ = dnnl::pooling_v2_forward(pd);
+    // 2x2 max windows at stride 2 inside the input (the CNNs' usual MaxPool)
+    // between plain tensors: a direct loop reads X once and writes Y once,
+    // where oneDNN would reorder X to blocked, pool and reorder Y back.
+    plain_max2x2_ = !src_blocked && !dst_blocked && algorithm_ == dnnl::algorithm::pooling_max &&
+                    x_.size() == 4 && kernel_ == dnnl::memory::dims{2, 2} &&
+                    strides_ == dnnl::memory::dims{2, 2} &&
+                    dilations_ == dnnl::memory::dims{0, 0} && pad_l_ == dnnl::memory::dims{0, 0} &&
+                    2 * y_[2] <= x_[2] && 2 * y_[3] <= x_[3];
     src_.Init(onednn::StoredDesc(x_, src_blocked), pd.src_desc(), /*is_output=*/false, /*slot=*/0);
     dst_.Init(onednn::StoredDesc(y_, dst_blocked), pd.dst_desc(), /*is_output=*/true, /*slot=*/1);
   }
@@ -446,6 +454,10 @@ class OnednnPoolKernel : public Kernel {
   }
 
   absl::Status Run(KernelContext& ctx) override {
+    if (plain_max2x2_) {
+      MaxPool2x2Plain(ctx.input(0)->data<float>(), ctx.output(0)->data<float>());
+      return absl::OkStatus();
+    }
     try {
       dnnl::stream& stream = DnnlStream();
       dnnl::memory src = src_.In(ctx.input(0)->raw_data(), stream);
@@ -460,11 +472,36 @@ class OnednnPoolKernel : public Kernel {
   }
 
  private:
+  // The first maximum of each window in row-major order, as the reference
+  // kernel and MaxPoolGrad's argmax pick it.
+  void MaxPool2x2Plain(const float* x, float* y) const {
+    const int64_t planes = x_[0] * x_[1], in_h = x_[2], in_w = x_[3];
+    const int64_t out_h = y_[2], out_w = y_[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* xp = x + p * in_h * in_w;
+      float* yp = y + p * out_h * out_w;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        const float* r0 = xp + 2 * oh * in_w;
+        const float* r1 = r0 + in_w;
+        float* out = yp + oh * out_w;
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          float m = r0[2 * ow];
+          if (r0[2 * ow + 1] > m) m = r0[2 * ow + 1];
+          if (r1[2 * ow] > m) m = r1[2 * ow];
+          if (r1[2 * ow + 1] > m) m = r1[2 * ow + 1];
+          out[ow] = m;
+        }
+      }
+    }
+  }
+
   Shape x_, y_;
   dnnl::algorithm algorithm_;
   dnnl::memory::dims kernel_, strides_, dilations_, pad_l_, pad_r_;
   dnnl::primitive primitive_;
   onednn::Operand src_, dst_;
+  bool plain_max2x2_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> BuildOnednnPooling(

@@ -284,6 +284,11 @@ TEST(PoolTest, OnednnMatchesReferenceOnManyConfigurations) {
   };
   std::vector<Case> cases = {
       {"k2s2", {2, 3, 8, 8}, {{"kernel_shape", A::Ints({2, 2})}, {"strides", A::Ints({2, 2})}}},
+      // An odd plane: the last row and column belong to no window.
+      {"k2s2_odd", {2, 3, 7, 9}, {{"kernel_shape", A::Ints({2, 2})}, {"strides", A::Ints({2, 2})}}},
+      {"k2s2_ceil",
+       {1, 3, 7, 9},
+       {{"kernel_shape", A::Ints({2, 2})}, {"strides", A::Ints({2, 2})}, {"ceil_mode", A::Int(1)}}},
       {"k3s2p1",
        {1, 16, 9, 9},
        {{"kernel_shape", A::Ints({3, 3})},
