@@ -120,6 +120,17 @@ INSTANTIATE_TEST_SUITE_P(
                       {"strides", Attribute::Ints({2, 2})},
                       {"pads", Attribute::Ints({1, 1, 1, 1})}}},
         ConvGradCase{"OneD", {3, 4, 12}, {5, 4, 3}, {{"strides", Attribute::Ints({2})}}},
+        // One input channel: oneDNN's blocked source would be padded
+        // eightfold, so the weight gradient runs on the plain layouts.
+        ConvGradCase{"OneInputChannel",
+                     {4, 1, 10, 10},
+                     {8, 1, 3, 3},
+                     {{"pads", Attribute::Ints({1, 1, 1, 1})}}},
+        ConvGradCase{
+            "OneInputChannelStrided",
+            {3, 1, 9, 11},
+            {5, 1, 3, 2},
+            {{"strides", Attribute::Ints({2, 2})}, {"pads", Attribute::Ints({1, 0, 0, 1})}}},
         ConvGradCase{"ThreeD", {1, 3, 5, 5, 4}, {4, 3, 2, 3, 2}, {}},
         ConvGradCase{
             "SameLower",
