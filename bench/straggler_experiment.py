@@ -59,6 +59,9 @@ def run_settings(algorithm, scenario, args):
         "optimizer.lr": args.lr,
         "distributed.timeout_s": 600,
     }
+    for item in args.set:
+        k, v = item.split("=", 1)
+        s[k] = v
     if algorithm == "lasgd":
         s["distributed.apply"] = args.lasgd_apply
         s["distributed.warmup_steps"] = args.lasgd_warmup_steps
@@ -77,10 +80,16 @@ def run_settings(algorithm, scenario, args):
     return s
 
 
-def run_one(algorithm, scenario, args):
+def run_key(scenario, algorithm, seed):
+    """The JSON key of one run; seed 0 keeps the key older files used."""
+    return f"{scenario}/{algorithm}" + (f"/seed{seed}" if seed else "")
+
+
+def run_one(algorithm, scenario, seed, args):
     out_dir = os.path.join(args.work, f"{scenario}-{algorithm}")
     subprocess.run(["rm", "-rf", out_dir], check=True)
     settings = run_settings(algorithm, scenario, args)
+    settings["data.seed"] = seed
     settings["train.out_dir"] = out_dir
     cmd = ["mpirun", "--bind-to", "none", "--oversubscribe", "-np", str(args.ranks),
            os.path.join(ROOT, "build/bin/lasgd-run"), "train",
@@ -88,7 +97,8 @@ def run_one(algorithm, scenario, args):
     for k, v in settings.items():
         cmd += ["--set", f"{k}={v}"]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    print(f"[{datetime.datetime.now():%H:%M:%S}] {scenario:6s} {algorithm:5s} ...", flush=True)
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {scenario:6s} {algorithm:5s} seed {seed} ...",
+          flush=True)
     start = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.time() - start
@@ -99,7 +109,7 @@ def run_one(algorithm, scenario, args):
     metrics = [json.loads(line) for line in open(os.path.join(out_dir, "metrics.jsonl"))]
     last = metrics[-1]
     result = {
-        "algorithm": algorithm, "scenario": scenario, "process_wall_s": wall,
+        "algorithm": algorithm, "scenario": scenario, "seed": seed, "process_wall_s": wall,
         "curve": curve, "final_top1": last["test_top1"], "train_wall_s": curve[-1]["wall_s"],
         "ranks": last.get("ranks", []), "settings": settings,
         "time_to_target_s": time_to(curve, args.target),
@@ -124,6 +134,30 @@ def time_to(curve, target):
     return None
 
 
+def runs_of(results, scenario, algorithm):
+    """Every recorded run of one cell, seed 0 first."""
+    runs = [r for k, r in results.items()
+            if k == f"{scenario}/{algorithm}" or k.startswith(f"{scenario}/{algorithm}/seed")]
+    return sorted(runs, key=lambda r: r.get("seed", 0))
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else None
+
+
+def lasgd_settings(run):
+    """The lasgd knobs a run used, from its recorded settings."""
+    st = run["settings"]
+    parts = [f"apply {st.get('distributed.apply', 'boundary')}"]
+    if "distributed.segment_ms" in st:
+        parts.append(f"segment_ms {st['distributed.segment_ms']}")
+    else:
+        parts.append(f"segment_steps {st['distributed.segment_steps']}")
+    if st.get("distributed.warmup_steps"):
+        parts.append(f"warmup {st['distributed.warmup_steps']}")
+    return ", ".join(parts)
+
+
 def write_table(results, args, path):
     lines = [
         "# Distributed experiment: LASGD against sync, local SGD and SGP under stragglers",
@@ -131,38 +165,48 @@ def write_table(results, args, path):
         f"Fashion-MNIST, the `zoo/fashion-mnist` CNN, {args.ranks} ranks on one machine "
         f"(`mpirun --oversubscribe`), {args.batch} samples per rank per step, "
         f"{args.epochs} epochs, lr {args.lr}, segment_steps {args.segment_steps} "
-        f"(lasgd/local), segment_ms {args.segment_ms} (lasgd in the slow-rank scenario), "
-        f"lasgd apply = {args.lasgd_apply}"
-        f"{', lasgd segment_steps %d' % args.lasgd_segment_steps if args.lasgd_segment_steps else ''}, "
-        f"jitter mean {args.jitter_ms} ms. Test accuracy of rank 0's model every "
-        f"{args.curve_every_s} s of training, evaluated after the run.",
+        f"(local), jitter mean {args.jitter_ms} ms. Test accuracy of rank 0's model every "
+        f"{args.curve_every_s} s of training, evaluated after the run. Each cell is the mean "
+        "over the seeds listed (data.seed: the shuffling); the speed-up divides sync's mean "
+        "time to the target by the algorithm's.",
         "",
         f"Produced by `python3 bench/straggler_experiment.py {' '.join(sys.argv[1:])}` on "
         f"{datetime.date.today()} ({platform.node()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f} at the end).",
         "",
-        f"| scenario | algorithm | time to {100 * args.target:.0f}% (s) | speed-up vs sync | "
-        "final top-1 (%) | vs sync (points) | train wall (s) | rank-0 wait (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| scenario | algorithm | seeds | time to {100 * args.target:.0f}% (s) | speed-up vs sync | "
+        "final top-1 (%) | vs sync (points) | final top-1 per seed (%) | train wall (s) | "
+        "rank-0 wait (s) | lasgd settings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario in SCENARIOS:
-        sync = results.get(f"{scenario}/sync")
+        sync_runs = runs_of(results, scenario, "sync")
+        sync_ttt = [r["time_to_target_s"] for r in sync_runs]
+        sync_time = mean(sync_ttt) if sync_ttt and None not in sync_ttt else None
+        sync_final = mean([r["final_top1"] for r in sync_runs])
         for algorithm in ALGORITHMS:
-            r = results.get(f"{scenario}/{algorithm}")
-            if r is None:
+            runs = runs_of(results, scenario, algorithm)
+            if not runs:
                 continue
-            ttt = r["time_to_target_s"]
+            ttt = [r["time_to_target_s"] for r in runs]
+            reached = [t for t in ttt if t is not None]
+            time_cell = f"{mean(reached):.1f}" if reached else "not reached"
+            if len(reached) < len(ttt):
+                time_cell += f" ({len(ttt) - len(reached)} not reached)"
             speedup = ""
-            if sync and ttt and sync["time_to_target_s"]:
-                speedup = f"{sync['time_to_target_s'] / ttt:.2f}x"
-            delta = ""
-            if sync:
-                delta = f"{100 * (r['final_top1'] - sync['final_top1']):+.2f}"
-            wait = r["ranks"][0]["wait_s"] if r["ranks"] else float("nan")
+            if sync_time and len(reached) == len(ttt):
+                speedup = f"{sync_time / mean(reached):.2f}x"
+            final = mean([r["final_top1"] for r in runs])
+            delta = f"{100 * (final - sync_final):+.2f}" if sync_final is not None else ""
+            per_seed = ", ".join(f"{100 * r['final_top1']:.2f}" for r in runs)
+            seeds = ",".join(str(r.get("seed", 0)) for r in runs)
+            wall = mean([r["train_wall_s"] for r in runs])
+            wait = mean([r["ranks"][0]["wait_s"] for r in runs if r["ranks"]])
+            knobs = lasgd_settings(runs[0]) if algorithm == "lasgd" else ""
             lines.append(
-                f"| {SCENARIO_TITLES[scenario]} | {algorithm} | "
-                f"{'%.1f' % ttt if ttt else 'not reached'} | {speedup} | "
-                f"{100 * r['final_top1']:.2f} | {delta} | {r['train_wall_s']:.1f} | {wait:.1f} |")
+                f"| {SCENARIO_TITLES[scenario]} | {algorithm} | {seeds} | {time_cell} | {speedup} | "
+                f"{100 * final:.2f} | {delta} | {per_seed} | {wall:.1f} | "
+                f"{wait if wait is not None else float('nan'):.1f} | {knobs} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -174,7 +218,7 @@ def plot(results, args, path):
     fig, axes = plt.subplots(1, len(SCENARIOS), figsize=(5 * len(SCENARIOS), 4), sharey=True)
     for ax, scenario in zip(axes, SCENARIOS):
         for algorithm in ALGORITHMS:
-            r = results.get(f"{scenario}/{algorithm}")
+            r = results.get(run_key(scenario, algorithm, 0))  # seed 0's curve
             if r is None:
                 continue
             ax.plot([p["wall_s"] for p in r["curve"]], [100 * p["test_top1"] for p in r["curve"]],
@@ -210,6 +254,10 @@ def main():
     p.add_argument("--jitter-ms", type=float, default=100)
     p.add_argument("--curve-every-s", type=float, default=5)
     p.add_argument("--target", type=float, default=0.90)
+    p.add_argument("--seeds", default="0",
+                   help="comma-separated data.seed values (shuffling); every cell runs once per seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra lasgd-run --set override for every run (repeatable)")
     p.add_argument("--work", default="/tmp/lasgd-straggler")
     p.add_argument("--results", default=os.path.join(ROOT, "bench/results/straggler_fashion_mnist"))
     p.add_argument("--rerun", action="store_true",
@@ -222,14 +270,15 @@ def main():
     results = {}
     if os.path.exists(json_path):
         results = json.load(open(json_path))
-    for scenario in [] if args.report_only else args.scenarios.split(","):
-        for algorithm in args.algorithms.split(","):
-            key = f"{scenario}/{algorithm}"
-            if key in results and not args.rerun:
-                continue
-            results[key] = run_one(algorithm, scenario, args)
-            with open(json_path, "w") as f:
-                json.dump(results, f, indent=1)
+    for seed in [] if args.report_only else [int(x) for x in args.seeds.split(",")]:
+        for scenario in args.scenarios.split(","):
+            for algorithm in args.algorithms.split(","):
+                key = run_key(scenario, algorithm, seed)
+                if key in results and not args.rerun:
+                    continue
+                results[key] = run_one(algorithm, scenario, seed, args)
+                with open(json_path, "w") as f:
+                    json.dump(results, f, indent=1)
     write_table(results, args, args.results + ".md")
     plot(results, args, args.results + ".png")
     print(open(args.results + ".md").read())
