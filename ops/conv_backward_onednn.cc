@@ -5,13 +5,10 @@
 // format_tag::any so that oneDNN picks its fast blocked layouts, and every
 // run reorders the plain NC... tensors the executor holds into them and the
 // result back. The weights are never constant here (they are being trained),
-// so they are reordered on every run too. One exception: a backward-weights
-// primitive whose blocked source would be padded (one input channel) runs on
-// the plain layouts instead (PlainGradWeightPdIfPadded).
+// so they are reordered on every run too.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -147,57 +144,21 @@ class OnednnConvGradInputKernel : public Kernel {
   dnnl::primitive primitive_;
 };
 
-// The backward-weights primitive for the given source / weights / diff_dst
-// descriptors (format_tag::any or plain).
-dnnl::convolution_backward_weights::primitive_desc GradWeightPd(
-    const Setup& s, bool with_bias, const memory::desc& src, const memory::desc& wei,
-    const memory::desc& dst, const dnnl::convolution_forward::primitive_desc& hint) {
-  const auto alg = dnnl::algorithm::convolution_direct;
-  const memory::desc bias({s.out_channels}, memory::data_type::f32, tag::a);
-  auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
-                              alg, src, wei, bias, dst, s.strides, s.dilates, s.pad_l, s.pad_r)
-                        : dnnl::convolution_backward_weights::desc(alg, src, wei, dst, s.strides,
-                                                                   s.dilates, s.pad_l, s.pad_r);
-  return dnnl::convolution_backward_weights::primitive_desc(desc, UserScratchpad(),
-                                                            onednn::CpuEngine(), hint);
-}
-
-// Where oneDNN's own choice pads the source's channels up to a block (a
-// first layer with one input channel stored nChw8c computes eight times the
-// products), the same gradient on the plain layouts (oneDNN's GEMM-based
-// convolution) is faster even before counting the reorders it saves: 2.4 ms
-// against 6.6 ms plus 1.6 ms of reorders for 128x1x28x28 -> 32 channels, 3x3,
-// on one AVX2 thread. Returns a null descriptor when that does not apply or
-// only the reference implementation takes plain layouts.
-dnnl::convolution_backward_weights::primitive_desc PlainGradWeightPdIfPadded(
-    const Setup& s, bool with_bias, const dnnl::convolution_backward_weights::primitive_desc& pd) {
-  // Only where padding at least quadruples the source (one or two channels
-  // per 8-block): with three input channels oneDNN's blocked kernel still
-  // wins (2.2 ms against 5.2 ms for 128x3x28x28 -> 32 channels).
-  if (pd.src_desc().get_size() < 4 * s.src_plain.get_size()) return {};
-  try {
-    const auto alg = dnnl::algorithm::convolution_direct;
-    dnnl::convolution_forward::desc fwd(dnnl::prop_kind::forward_training, alg, s.src_plain,
-                                        s.wei_plain, s.dst_plain, s.strides, s.dilates, s.pad_l,
-                                        s.pad_r);
-    dnnl::convolution_forward::primitive_desc hint(fwd, onednn::CpuEngine());
-    auto plain = GradWeightPd(s, with_bias, s.src_plain, s.wei_plain, s.dst_plain, hint);
-    const std::string impl = plain.impl_info_str();
-    if (impl.find("ref") != std::string::npos) return {};
-    return plain;
-  } catch (const dnnl::error&) {
-    return {};
-  }
-}
-
 class OnednnConvGradWeightKernel : public Kernel {
  public:
   OnednnConvGradWeightKernel(const Setup& s, bool with_bias) : with_bias_(with_bias) {
     const auto f32 = memory::data_type::f32;
     memory::desc src_any(s.src, f32, tag::any), wei_any(s.wei, f32, tag::any),
         dst_any(s.dst, f32, tag::any);
-    auto pd = GradWeightPd(s, with_bias, src_any, wei_any, dst_any, s.fwd_pd);
-    if (auto plain = PlainGradWeightPdIfPadded(s, with_bias, pd)) pd = plain;
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto desc = with_bias
+                    ? dnnl::convolution_backward_weights::desc(
+                          alg, src_any, wei_any, memory::desc({s.out_channels}, f32, tag::a),
+                          dst_any, s.strides, s.dilates, s.pad_l, s.pad_r)
+                    : dnnl::convolution_backward_weights::desc(
+                          alg, src_any, wei_any, dst_any, s.strides, s.dilates, s.pad_l, s.pad_r);
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, UserScratchpad(),
+                                                          onednn::CpuEngine(), s.fwd_pd);
     src_.Init(s.src_plain, pd.src_desc(), /*is_output=*/false, /*slot=*/0);
     diff_dst_.Init(s.dst_plain, pd.diff_dst_desc(), /*is_output=*/false, /*slot=*/1);
     diff_weights_.Init(s.wei_plain, pd.diff_weights_desc(), /*is_output=*/true,

@@ -99,6 +99,11 @@ TEST_P(ConvGradKernelsTest, OnednnMatchesReference) {
           {RandomTensor(c.x, 1), RandomTensor(y_shape, 3)}, "onednn");
   Compare(LasgdNode("ConvGradWeight", 2, 1, weight_attrs),
           {RandomTensor(c.x, 1), RandomTensor(y_shape, 3)}, "onednn");
+  if (c.x.size() == 4 && c.x[1] == 1 && !c.attrs.count("group")) {
+    // Compared with the reference above; here it must also have accepted.
+    Compare(LasgdNode("ConvGradWeight", 2, 2, weight_attrs),
+            {RandomTensor(c.x, 1), RandomTensor(y_shape, 3)}, "single_channel");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -120,8 +125,8 @@ INSTANTIATE_TEST_SUITE_P(
                       {"strides", Attribute::Ints({2, 2})},
                       {"pads", Attribute::Ints({1, 1, 1, 1})}}},
         ConvGradCase{"OneD", {3, 4, 12}, {5, 4, 3}, {{"strides", Attribute::Ints({2})}}},
-        // One input channel: oneDNN's blocked source would be padded
-        // eightfold, so the weight gradient runs on the plain layouts.
+        // One input channel: the weight gradient's single_channel kernel
+        // (no padding, strides with padding at one end, dilation).
         ConvGradCase{"OneInputChannel",
                      {4, 1, 10, 10},
                      {8, 1, 3, 3},
@@ -131,6 +136,11 @@ INSTANTIATE_TEST_SUITE_P(
             {3, 1, 9, 11},
             {5, 1, 3, 2},
             {{"strides", Attribute::Ints({2, 2})}, {"pads", Attribute::Ints({1, 0, 0, 1})}}},
+        ConvGradCase{
+            "OneInputChannelDilated",
+            {2, 1, 12, 10},
+            {3, 1, 3, 3},
+            {{"dilations", Attribute::Ints({2, 3})}, {"pads", Attribute::Ints({2, 1, 0, 3})}}},
         ConvGradCase{"ThreeD", {1, 3, 5, 5, 4}, {4, 3, 2, 3, 2}, {}},
         ConvGradCase{
             "SameLower",
