@@ -91,6 +91,9 @@ class AlgorithmBase : public DataParallel {
   const std::vector<GradientBucketInfo>& gradient_buckets() const { return buckets_; }
   // Averages started so far (segment boundaries, blocking averages).
   int64_t averages() const { return context_->averages_started; }
+  // Steps after which a due segment boundary was put off because the previous
+  // average was still in flight (lasgd, segment_ms with apply = when_ready).
+  virtual int64_t deferred_boundaries() const { return 0; }
 
   // Validates the config and rewrites train_step (Create calls it once);
   // ends with BuildPrograms() at the packed size, for dumping before Bind.

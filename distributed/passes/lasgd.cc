@@ -32,11 +32,25 @@ class LasgdAlgorithm : public AlgorithmBase {
       RETURN_IF_ERROR_CTX(RunProgram("apply_average"), "after step ", step.step);
     }
     if (BoundaryDue(step)) {
+      // Wall-time segments with when_ready never block on the network: while
+      // the previous average is still in flight the boundary moves to the
+      // first step after it completes (a segment_ms shorter than an average
+      // then means back-to-back averages instead of waiting). Every rank still
+      // starts the averages in the same order and commits the same progress
+      // with each, so they stop after the same one. Step-counted segments keep
+      // the wait: deferring there would let ranks start different numbers of
+      // averages in the same number of steps.
+      if (config_.segment_ms > 0 && config_.apply == "when_ready" && context_->pending) {
+        ++deferred_boundaries_;
+        return absl::OkStatus();
+      }
       RETURN_IF_ERROR_CTX(RunAveragingProgram("segment_boundary"),
                           "at the segment boundary after step ", step.step);
     }
     return absl::OkStatus();
   }
+
+  int64_t deferred_boundaries() const override { return deferred_boundaries_; }
 
   std::string Describe() const override {
     std::string segment = config_.segment_ms > 0
@@ -101,6 +115,9 @@ class LasgdAlgorithm : public AlgorithmBase {
     }
     return absl::OkStatus();
   }
+
+ private:
+  int64_t deferred_boundaries_ = 0;  // steps whose due boundary waited for an average
 };
 
 }  // namespace

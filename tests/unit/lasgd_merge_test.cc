@@ -155,9 +155,10 @@ struct FlatRank {
 // Runs `body(rank, FlatRank&, Communicator&)` on `size` threads.
 void RunRanks(int size, const runtime::DistributedConfig& config,
               const std::function<absl::Status(int, FlatRank&, Communicator&)>& body,
-              bool broadcast = false) {
+              bool broadcast = false, double latency_ms = 0) {
   distributed::CommOptions opts;
   opts.timeout_s = 60;
+  opts.latency_ms = latency_ms;
   auto comms = distributed::CreateInProcessGroup(size, opts);
   std::vector<absl::Status> status(size);
   std::vector<std::thread> threads;
@@ -379,6 +380,70 @@ TEST(LasgdSegmentMs, RanksAgreeOnGlobalSamplesAndStopAtTheSameAverage) {
   // The fast rank took more local steps than the slow ones.
   EXPECT_GT(steps[0], steps[1]);
   EXPECT_GT(steps[1], steps[2]);
+}
+
+// An average that takes longer than a segment (20 ms of emulated latency per
+// message, segments of 2 ms on a fake clock that a step advances by 1 ms):
+// with apply = when_ready no rank blocks on it before the end, boundaries
+// move to the first step after the average completes, and the ranks still
+// start the same averages, agree on the progress, stop after the same
+// average and end with one model.
+TEST(LasgdSegmentMs, WhenReadyDefersBoundariesInsteadOfWaiting) {
+  const int size = 3;
+  const int64_t total = 3000;
+  runtime::DistributedConfig config;
+  config.algorithm = "lasgd";
+  config.apply = "when_ready";
+  config.segment_ms = 2;
+  std::mutex mu;
+  std::vector<int64_t> averages(size), global(size), steps(size), deferred(size);
+  std::vector<double> wait_before_finish(size);
+  std::vector<std::vector<float>> models(size);
+  RunRanks(
+      size, config,
+      [&](int r, FlatRank& rank, Communicator&) -> absl::Status {
+        double now_s = 0;
+        rank.algorithm().set_clock([&now_s] { return now_s; });
+        RETURN_IF_ERROR(rank.dp->BroadcastModel());  // the segment clock starts here
+        int64_t k = 0;
+        while (!rank.dp->ShouldStop(total)) {
+          if (k > 200000) return absl::InternalError("never stopped");
+          ++k;
+          now_s += 1e-3;
+          // A little real time per step so the averages (>= 80 ms each)
+          // finish within a bounded number of steps.
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          for (size_t i = 0; i < kParams; ++i) rank.model[i] += static_cast<float>(Delta(r, k, i));
+          StepReport report;
+          report.step = k;
+          report.samples = 1;
+          RETURN_IF_ERROR(rank.dp->AfterStep(report));
+        }
+        const double wait = rank.algorithm().context().wait_s;
+        RETURN_IF_ERROR(rank.dp->Finish());
+        std::lock_guard<std::mutex> lock(mu);
+        averages[r] = rank.algorithm().averages();
+        global[r] = rank.dp->global_samples();
+        steps[r] = k;
+        deferred[r] = rank.algorithm().deferred_boundaries();
+        wait_before_finish[r] = wait;
+        models[r] = rank.model;
+        return absl::OkStatus();
+      },
+      /*broadcast=*/false, /*latency_ms=*/20);
+  for (int r = 0; r < size; ++r) {
+    EXPECT_EQ(averages[r], averages[0]) << "rank " << r;
+    EXPECT_EQ(global[r], global[0]) << "rank " << r;
+    EXPECT_EQ(models[r], models[0]) << "rank " << r;
+    // Far fewer averages than 2 ms segments: the boundaries were put off.
+    EXPECT_GT(deferred[r], 0) << "rank " << r;
+    EXPECT_LT(averages[r] * 4, steps[r]) << "rank " << r;
+    // Each average takes >= 80 ms; blocking at the boundaries would have
+    // cost about that much per average.
+    EXPECT_LT(wait_before_finish[r], 0.25 * 0.08 * averages[r]) << "rank " << r;
+  }
+  EXPECT_GE(global[0], total);
+  EXPECT_GE(averages[0], 3);
 }
 
 TEST(LasgdSegmentMs, StepsModeCountsThisRankTimesN) {
