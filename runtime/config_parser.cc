@@ -594,7 +594,9 @@ std::vector<KeyInfo> BuildKeys() {
       "(post-local SGD) (`lasgd`, `local`).");
   Add(&k, "distributed.apply", LASGD_FIELD(distributed.apply), {OneOf({"boundary", "when_ready"})},
       "When a finished average is merged (`lasgd`): at the next segment `boundary`, or at the "
-      "first step after it completes (`when_ready`).");
+      "first step after it completes (`when_ready`; with `segment_ms` a boundary that comes "
+      "while the previous average is in flight then moves to the step after it completes "
+      "instead of waiting).");
   Add(&k, "distributed.bucket_mb", LASGD_FIELD(distributed.bucket_mb), {Gt(0)},
       "Gradient bucket size in MB (`sync`): each bucket's All-Reduce starts as soon as its "
       "gradients are ready.");
