@@ -343,7 +343,6 @@ class SingleChannelConvGradWeightKernel : public Kernel {
     }
   }
 
- private:
   conv_internal::ConvGeometry g_;
 };
 
