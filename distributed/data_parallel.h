@@ -82,6 +82,17 @@ class DataParallel {
   // Waits for anything in flight, then one blocking average: afterwards every
   // rank holds the same parameters and buffers.
   virtual absl::Status Finish() = 0;
+  // The newest exact average of every rank's model that this rank holds (what
+  // stopping the run would give, up to one segment of progress): lasgd waits
+  // for an average in flight (it was started from models taken before now;
+  // with apply = when_ready it is merged as the next step would), local keeps
+  // its last blocking average. Writes the averaged parameters over `params`
+  // (param_floats) and, when the average carries them, the BN statistics over
+  // `buffers` (buffer_floats). False, writing nothing, when there is none:
+  // nothing averaged yet, sync (every rank holds the one model anyway), sgp
+  // (push-sum has no exact average until the end). Rank-local, no collective;
+  // the learning curve (train.curve_every_s) uses it.
+  virtual absl::StatusOr<bool> LatestAverage(float* params, float* buffers) = 0;
   // Every rank's timing. A collective: call it on every rank at the same
   // point (epoch ends); under segment_ms it reads what the last average
   // carried instead of communicating.

@@ -235,6 +235,21 @@ absl::Status TrainingSession::PackParameters() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Tensor> TrainingSession::LatestAverageArena(bool finished) {
+  // After Finish() every rank holds the one average already.
+  if (finished) return param_arena_.Clone();
+  Tensor average = param_arena_.Clone();
+  char* base = static_cast<char*>(param_arena_.raw_data());
+  char* copy = static_cast<char*>(average.raw_data());
+  auto at = [&](float* span) {
+    return span ? reinterpret_cast<float*>(copy + (reinterpret_cast<char*>(span) - base)) : nullptr;
+  };
+  absl::StatusOr<bool> found =
+      data_parallel_->LatestAverage(at(model_buffers_.params), at(model_buffers_.buffers));
+  if (!found.ok()) return WithContext(found.status(), "while copying the learning curve's average");
+  return *found ? std::move(average) : Tensor();
+}
+
 int64_t TrainingSession::ScheduleStep() const {
   if (data_parallel_ && config_.distributed.segment_ms > 0) {
     return data_parallel_->global_samples() /
@@ -547,9 +562,14 @@ absl::Status TrainingSession::Train(FILE* log) {
     if (last && data_parallel_) {
       RETURN_IF_ERROR_CTX(data_parallel_->Finish(), "rank ", rank_, " in the final average");
     }
-    if (curve_) {
-      curve_->MaybeSnapshot(std::chrono::duration<double>(Clock::now() - run_start).count(), step_,
-                            ScheduleStep() * batch * world_size_, param_arena_, last);
+    const double now_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+    if (curve_ && curve_->Due(now_s, last)) {
+      Tensor average;
+      if (data_parallel_) {
+        ASSIGN_OR_RETURN(average, LatestAverageArena(last));
+      }
+      curve_->Snapshot(now_s, step_, ScheduleStep() * batch * world_size_, param_arena_,
+                       std::move(average));
     }
     const int64_t epoch = b.position.epoch + 1;
     const bool end_of_epoch = b.last_in_epoch || last;

@@ -81,6 +81,10 @@ class TrainingSession {
   // The step the LR schedule reads: this rank's optimizer steps, or with
   // segment_ms the global progress every rank agrees on.
   int64_t ScheduleStep() const;
+  // A copy of the parameter arena holding the newest average of all ranks'
+  // models (DataParallel::LatestAverage), or an empty tensor where there is
+  // none; after the final average (`finished`), the model itself.
+  absl::StatusOr<Tensor> LatestAverageArena(bool finished);
   // Whether the run is over (with segment_ms: decided by the averages).
   bool Done() const;
   Checkpoint MakeCheckpoint() const;

@@ -1,6 +1,7 @@
 #include "distributed/passes/algorithm.h"
 
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -210,6 +211,20 @@ absl::Status AlgorithmBase::Finish() {
   if (!bound()) return absl::FailedPreconditionError("Finish before Bind");
   RETURN_IF_ERROR_CTX(RunAveragingProgram("finish"), "while averaging the final model");
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> AlgorithmBase::LatestAverage(float* params, float* buffers) {
+  if (!bound()) return absl::FailedPreconditionError("LatestAverage before Bind");
+  if (average_ == nullptr) return false;
+  RETURN_IF_ERROR_CTX(CompleteAverageInFlight(), "while waiting for the average in flight");
+  // The average buffer holds an average once one has arrived; before that it
+  // holds zeros or a snapshot on its way.
+  if (context_->averages_applied == 0 && !context_->arrived_unapplied) return false;
+  const float* a = average_ + static_cast<size_t>(context_->size) * kProgressSlots;
+  std::memcpy(params, a, model_.param_floats * sizeof(float));
+  if (average_has_buffers_ && model_.buffer_floats > 0 && buffers != nullptr)
+    std::memcpy(buffers, a + model_.param_floats, model_.buffer_floats * sizeof(float));
+  return true;
 }
 
 bool AlgorithmBase::RecordStep(const StepReport& step) {

@@ -83,6 +83,8 @@ class AlgorithmBase : public DataParallel {
   // Runs the "finish" program (merge what is in flight, one blocking average)
   // with this rank's progress; lasgd, local and sgp end this way.
   absl::Status Finish() override;
+  // Copies from the buffer set_average_buffer() named; see DataParallel.
+  absl::StatusOr<bool> LatestAverage(float* params, float* buffers) override;
 
   // Seconds on a monotonic clock; tests replace it to control segment_ms.
   void set_clock(std::function<double()> clock) { clock_ = std::move(clock); }
@@ -134,6 +136,16 @@ class AlgorithmBase : public DataParallel {
   }
   // A persistent float buffer (placeholder before Bind).
   float* Buffer(const std::string& name, size_t floats);
+  // The buffer that holds the last average after it arrives (progress slots,
+  // then the parameters, then the BN statistics when `with_buffers`), for
+  // LatestAverage; lasgd and local set it in BuildPrograms.
+  void set_average_buffer(const float* average, bool with_buffers) {
+    average_ = average;
+    average_has_buffers_ = with_buffers;
+  }
+  // Makes the average in flight, if any, arrive before LatestAverage reads
+  // it (lasgd); the default has nothing in flight.
+  virtual absl::Status CompleteAverageInFlight() { return absl::OkStatus(); }
   void SetProgram(const std::string& name, graph::Graph g);
 
   runtime::DistributedConfig config_;
@@ -147,6 +159,8 @@ class AlgorithmBase : public DataParallel {
  private:
   bool bound_ = false;
   std::function<double()> clock_;
+  const float* average_ = nullptr;
+  bool average_has_buffers_ = false;
   double segment_origin_s_ = 0;  // segment_ms: time 0 of the segment clock
   int64_t steps_ = 0, samples_ = 0;
   double compute_s_ = 0;

@@ -52,6 +52,14 @@ class LasgdAlgorithm : public AlgorithmBase {
 
   int64_t deferred_boundaries() const override { return deferred_boundaries_; }
 
+  // For LatestAverage: the average in flight was started from snapshots taken
+  // before now. when_ready merges it as the next step would have; boundary
+  // only waits for it and still merges it at the next boundary.
+  absl::Status CompleteAverageInFlight() override {
+    if (!context_->pending) return absl::OkStatus();
+    return RunProgram(config_.apply == "when_ready" ? "apply_average" : "wait_average");
+  }
+
   std::string Describe() const override {
     std::string segment = config_.segment_ms > 0
                               ? absl::StrCat("segment_ms = ", config_.segment_ms)
@@ -76,6 +84,7 @@ class LasgdAlgorithm : public AlgorithmBase {
     const size_t avg_floats = progress + ModelFloats(true);
     float* snapshot = Buffer("lasgd/snapshot", segment_floats);
     float* average = Buffer("lasgd/average", avg_floats);
+    set_average_buffer(average, with_buffers);
     auto begin = [&](const std::string& name, bool buffers, std::string* p, std::string* b,
                      std::string* s, std::string* a) {
       auto builder = std::make_unique<ProgramBuilder>(name, context_id_);
@@ -99,6 +108,11 @@ class LasgdAlgorithm : public AlgorithmBase {
       prog->Emit("AverageWait", {a});
       prog->Emit("ApplyAverage", {p, b, s, a});
       SetProgram("apply_average", prog->Finish());
+    } else {
+      // Only the wait, for LatestAverage (the learning curve) between boundaries.
+      auto prog = begin("wait_average", with_buffers, &p, &b, &s, &a);
+      prog->Emit("AverageWait", {a});
+      SetProgram("wait_average", prog->Finish());
     }
     {
       // Merge what is in flight, then one blocking average of everything

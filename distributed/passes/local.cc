@@ -45,6 +45,9 @@ class LocalAlgorithm : public AlgorithmBase {
     const size_t avg_floats =
         static_cast<size_t>(context_->size) * kProgressSlots + ModelFloats(true);
     float* average = Buffer("local/average", avg_floats);
+    // After each blocking average it holds the average, BN statistics
+    // included when they are averaged.
+    set_average_buffer(average, config_.average_buffers);
     for (const char* name : {"segment_boundary", "finish"}) {
       // The end always averages the BN statistics too: one model on every rank.
       const bool with_buffers = config_.average_buffers || std::string(name) == "finish";

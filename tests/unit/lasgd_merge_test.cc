@@ -468,6 +468,105 @@ TEST(LasgdSegmentMs, StepsModeCountsThisRankTimesN) {
 }
 
 // ---------------------------------------------------------------------------
+// LatestAverage (the learning curve's "average of all ranks" model): 3 ranks,
+// a boundary after step 2, asked after step 3 while the average (50 ms of
+// emulated latency) is still in flight.
+
+void CheckLatestAverage(const std::string& algorithm, const std::string& apply,
+                        bool average_buffers) {
+  const int size = 3;
+  const int64_t h = 2;
+  runtime::DistributedConfig config;
+  config.algorithm = algorithm;
+  config.segment_steps = h;
+  config.apply = apply;
+  config.average_buffers = average_buffers;
+  const size_t n = kParams + kBuffers;
+  const float untouched = -7.f;
+  std::vector<std::vector<float>> at_boundary(size), before(size), after(size), latest(size);
+  std::vector<int> found_early(size, -1), found(size, -1);
+  RunRanks(
+      size, config,
+      [&](int r, FlatRank& rank, Communicator&) -> absl::Status {
+        std::vector<float> out(n, untouched);
+        for (int64_t k = 1; k <= h + 1; ++k) {
+          for (size_t i = 0; i < n; ++i)
+            rank.model[i] = static_cast<float>(rank.model[i] + Delta(r, k, i));
+          StepReport report;
+          report.step = k;
+          report.samples = 4;
+          RETURN_IF_ERROR(rank.dp->AfterStep(report));
+          if (k == 1) {
+            // Nothing averaged yet.
+            ASSIGN_OR_RETURN(bool f, rank.dp->LatestAverage(out.data(), out.data() + kParams));
+            found_early[r] = f;
+          }
+          if (k == h) at_boundary[r] = rank.model;  // lasgd: the snapshot; local: the average
+        }
+        before[r] = rank.model;
+        ASSIGN_OR_RETURN(bool f, rank.dp->LatestAverage(out.data(), out.data() + kParams));
+        found[r] = f;
+        latest[r] = out;
+        after[r] = rank.model;
+        return rank.dp->Finish();
+      },
+      false, 50);
+  std::vector<double> mean(n, 0);
+  for (int r = 0; r < size; ++r) {
+    ASSERT_EQ(at_boundary[r].size(), n);
+    for (size_t i = 0; i < n; ++i) mean[i] += at_boundary[r][i] / size;
+  }
+  for (int r = 0; r < size; ++r) {
+    EXPECT_EQ(found_early[r], 0) << "rank " << r << ": an average before the first boundary";
+    ASSERT_EQ(found[r], 1) << "rank " << r;
+    for (size_t i = 0; i < n; ++i) {
+      if (i < kParams || average_buffers) {
+        EXPECT_NEAR(latest[r][i], mean[i], 1e-6) << "rank " << r << " element " << i;
+      } else {
+        EXPECT_EQ(latest[r][i], untouched) << "rank " << r << ": BN statistics not averaged";
+      }
+      // The model: boundary and local leave it alone; when_ready merges the
+      // average that had to arrive, as the next step would have.
+      const bool averaged = i < kParams || average_buffers;
+      if (apply == "when_ready" && averaged) {
+        EXPECT_NEAR(after[r][i], before[r][i] + mean[i] - at_boundary[r][i], 1e-6)
+            << "rank " << r << " element " << i;
+      } else {
+        EXPECT_EQ(after[r][i], before[r][i]) << "rank " << r << " element " << i;
+      }
+    }
+  }
+}
+
+TEST(LatestAverage, LasgdBoundaryWaitsForTheAverageAndLeavesTheModel) {
+  CheckLatestAverage("lasgd", "boundary", true);
+}
+TEST(LatestAverage, LasgdWhenReadyMergesTheAverageItWaitedFor) {
+  CheckLatestAverage("lasgd", "when_ready", true);
+}
+TEST(LatestAverage, LasgdWithoutBufferAveragingLeavesBuffersOut) {
+  CheckLatestAverage("lasgd", "boundary", false);
+}
+TEST(LatestAverage, LocalIsTheLastBlockingAverage) {
+  CheckLatestAverage("local", "boundary", true);
+}
+
+TEST(LatestAverage, SgpHasNone) {
+  runtime::DistributedConfig config;
+  config.algorithm = "sgp";
+  RunRanks(2, config, [&](int, FlatRank& rank, Communicator&) -> absl::Status {
+    StepReport report;
+    report.step = 1;
+    report.samples = 4;
+    RETURN_IF_ERROR(rank.dp->AfterStep(report));
+    std::vector<float> out(kParams + kBuffers, 0.f);
+    ASSIGN_OR_RETURN(bool f, rank.dp->LatestAverage(out.data(), out.data() + kParams));
+    if (f) return absl::InternalError("sgp returned an exact average mid-run");
+    return rank.dp->Finish();
+  });
+}
+
+// ---------------------------------------------------------------------------
 // SGP: push-sum conserves mass and converges to the average.
 
 void CheckPushSum(int size, bool with_steps) {
