@@ -71,6 +71,10 @@ def run_settings(algorithm, scenario, args):
             s["distributed.segment_steps"] = args.lasgd_segment_steps
     if algorithm == "lasgd" and scenario in args.lasgd_segment_ms_scenarios.split(","):
         s["distributed.segment_ms"] = args.segment_ms
+    if algorithm == "lasgd":
+        for item in args.lasgd_set:
+            k, v = item.split("=", 1)
+            s[k] = v
     if scenario == "slow":
         s["distributed.slow_rank"] = args.ranks - 1
         s["distributed.slow_factor"] = 2
@@ -162,6 +166,8 @@ def lasgd_settings(run):
         parts.append(f"segment_steps {st['distributed.segment_steps']}")
     if st.get("distributed.warmup_steps"):
         parts.append(f"warmup {st['distributed.warmup_steps']}")
+    if str(st.get("distributed.average_optimizer_state", "false")).lower() == "true":
+        parts.append("optimizer state averaged")
     return ", ".join(parts)
 
 
@@ -280,6 +286,8 @@ def main():
                    help="comma-separated data.seed values (shuffling); every cell runs once per seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra lasgd-run --set override for every run (repeatable)")
+    p.add_argument("--lasgd-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra --set override for lasgd runs only (repeatable)")
     p.add_argument("--work", default="/tmp/lasgd-straggler")
     p.add_argument("--results", default=os.path.join(ROOT, "bench/results/straggler_fashion_mnist"))
     p.add_argument("--rerun", action="store_true",

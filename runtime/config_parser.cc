@@ -589,6 +589,12 @@ std::vector<KeyInfo> BuildKeys() {
       "holding the others back; 0 = count `segment_steps`.");
   Add(&k, "distributed.average_buffers", LASGD_FIELD(distributed.average_buffers), {},
       "Average BatchNormalization running statistics with the weights.");
+  Add(&k, "distributed.average_optimizer_state", LASGD_FIELD(distributed.average_optimizer_state),
+      {},
+      "Average the optimizer's float32 state (SGD momentum, Adam moments) with the weights, by "
+      "the same rule (`lasgd`, `local`): ranks then restart each segment from one momentum "
+      "instead of each carrying its own ranks' gradient noise into the next one. Doubles the "
+      "floats each average sends with SGD momentum (triples with Adam).");
   Add(&k, "distributed.warmup_steps", LASGD_FIELD(distributed.warmup_steps), {AtLeast(0)},
       "Synchronous gradient All-Reduce for the first this many steps, then local steps "
       "(post-local SGD) (`lasgd`, `local`).");

@@ -110,8 +110,13 @@ absl::Status TrainingSession::Init() {
                                                       config_.model.path, "'"));
   program_ = std::move(*program);
   RETURN_IF_ERROR(PackParameters());
-  // Optimizer state in a second arena.
-  state_arena_ = PackContiguous(program_.graph.initializers, program_.optimizer_state);
+  // Optimizer state in a second arena, but for what PackParameters put with
+  // the parameters.
+  std::vector<std::string> local_state;
+  for (const std::string& n : program_.optimizer_state)
+    if (std::find(averaged_state_.begin(), averaged_state_.end(), n) == averaged_state_.end())
+      local_state.push_back(n);
+  state_arena_ = PackContiguous(program_.graph.initializers, local_state);
   // Gradient accumulators (train.accumulate > 1) in a third, zeroed by one
   // memset after each optimizer step.
   accum_arena_ = PackContiguous(program_.graph.initializers, program_.grad_accumulators);
@@ -188,8 +193,9 @@ absl::Status TrainingSession::Init() {
 
 absl::Status TrainingSession::PackParameters() {
   // Every float initializer that is not a constant lives in one arena, in
-  // the order trainable parameters, BN statistics, the rest: the averaged
-  // spans of distributed training are then two flat ranges.
+  // the order trainable parameters (then the optimizer state the algorithm
+  // averages, if any), BN statistics, the rest: the averaged spans of
+  // distributed training are then two flat ranges.
   std::vector<std::string> order;
   std::set<std::string> seen;
   auto add = [&](const std::string& name) {
@@ -200,6 +206,21 @@ absl::Status TrainingSession::PackParameters() {
     order.push_back(name);
   };
   for (const std::string& n : program_.parameters) add(n);
+  // average_optimizer_state: the float32 optimizer state joins the parameter
+  // span, so that every average (and the final one) carries it by the same
+  // rule as the weights. It lives in program_.graph only; forward_ holds it
+  // while packing so that one arena holds both.
+  const bool distributed = config_.distributed.algorithm != "none" && comm_ != nullptr;
+  if (distributed && config_.distributed.average_optimizer_state) {
+    for (const std::string& n : program_.optimizer_state) {
+      const Tensor& t = program_.graph.initializers.at(n);
+      if (t.dtype() != DataType::kFloat32 || forward_.initializers.count(n)) continue;
+      forward_.initializers[n] = t;
+      averaged_state_.push_back(n);
+      order.push_back(n);
+      seen.insert(n);
+    }
+  }
   const size_t num_params = order.size();
   for (const std::string& n : program_.buffers) add(n);
   for (const auto& [name, t] : forward_.initializers) add(name);
@@ -208,7 +229,7 @@ absl::Status TrainingSession::PackParameters() {
     auto it = program_.graph.initializers.find(n);
     if (it != program_.graph.initializers.end()) it->second = forward_.initializers.at(n);
   }
-  if (config_.distributed.algorithm == "none" || comm_ == nullptr) return absl::OkStatus();
+  if (!distributed) return absl::OkStatus();
   // The spans the algorithms average: float32 only (they are flat float
   // buffers on the wire).
   for (const std::string& n : order) {
@@ -232,6 +253,8 @@ absl::Status TrainingSession::PackParameters() {
     model_buffers_.buffers = reinterpret_cast<float*>(start);
     model_buffers_.buffer_floats = (span_end(order.size()) - start) / sizeof(float);
   }
+  // The optimizer state is not part of the model (exports, evaluation).
+  for (const std::string& n : averaged_state_) forward_.initializers.erase(n);
   return absl::OkStatus();
 }
 

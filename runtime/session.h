@@ -111,6 +111,9 @@ class TrainingSession {
   std::unique_ptr<LearningRateSchedule> schedule_;
   // Contiguous storage of parameters / optimizer state / gradient accumulators.
   Tensor param_arena_, state_arena_, accum_arena_;
+  // Optimizer state packed with the parameters because the algorithm averages
+  // it ([distributed] average_optimizer_state); the rest is in state_arena_.
+  std::vector<std::string> averaged_state_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
   int64_t num_classes_ = 0;

@@ -101,6 +101,9 @@ struct DistributedConfig {
   int64_t segment_steps = 8;       // [distributed] segment_steps: local steps between averages
   double segment_ms = 0;  // [distributed] segment_ms: segments in wall time (lasgd; 0 = steps)
   bool average_buffers = true;  // [distributed] average_buffers: average BN statistics too
+  // [distributed] average_optimizer_state: average the optimizer's float32
+  // state (momentum, Adam moments) with the weights (lasgd, local)
+  bool average_optimizer_state = false;
   int64_t warmup_steps = 0;  // [distributed] warmup_steps: synchronous steps first (lasgd, local)
   std::string apply = "boundary";  // [distributed] apply: boundary or when_ready (lasgd)
   double bucket_mb = 4;            // [distributed] bucket_mb: gradient bucket size (sync)

@@ -99,6 +99,10 @@ absl::Status AlgorithmBase::ValidateCommon() const {
     return absl::InvalidArgumentError(
         absl::StrCat("[distributed] apply = '", config_.apply, "': use boundary or when_ready"));
   }
+  if (config_.average_optimizer_state && a != "lasgd" && a != "local") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[distributed] average_optimizer_state = true needs algorithm lasgd or local, not ", a));
+  }
   if (a == "sync" && config_.bucket_mb <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("[distributed] bucket_mb = ", config_.bucket_mb, ": must be positive"));

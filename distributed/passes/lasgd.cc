@@ -70,8 +70,9 @@ class LasgdAlgorithm : public AlgorithmBase {
                            buckets_.size(), " gradient bucket(s)")
             : "";
     return absl::StrCat("lasgd: ", segment, ", apply = ", config_.apply,
-                        config_.average_buffers ? ", BN statistics averaged" : "", warmup, ", ",
-                        context_->size, " rank(s); each average is one All-Reduce of ",
+                        config_.average_buffers ? ", BN statistics averaged" : "",
+                        config_.average_optimizer_state ? ", optimizer state averaged" : "", warmup,
+                        ", ", context_->size, " rank(s); each average is one All-Reduce of ",
                         ModelFloats(config_.average_buffers), " model floats + ",
                         context_->size * kProgressSlots, " progress floats");
   }

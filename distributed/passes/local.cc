@@ -34,6 +34,7 @@ class LocalAlgorithm : public AlgorithmBase {
                               : absl::StrCat("segment_steps = ", config_.segment_steps);
     return absl::StrCat("local: blocking model average every ", segment,
                         config_.average_buffers ? " (BN statistics averaged)" : "",
+                        config_.average_optimizer_state ? " (optimizer state averaged)" : "",
                         config_.warmup_steps > 0
                             ? absl::StrCat(", warm-up ", config_.warmup_steps, " synchronous steps")
                             : "",

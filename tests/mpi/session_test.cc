@@ -5,6 +5,7 @@
 // Ranks train different shards, so before the final average their models
 // differ; a Finish() that did not average would fail the comparison (the
 // control case below shows that it can).
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -99,6 +100,45 @@ TEST_P(SessionUnderMpi, EveryRankEndsWithTheSameModel) {
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, SessionUnderMpi,
                          ::testing::Values("lasgd", "sync", "local", "sgp"),
+                         [](const auto& info) { return info.param; });
+
+// [distributed] average_optimizer_state: the momentum buffers, which each
+// rank fills from its own shard's gradients, end equal on every rank only when
+// they are averaged with the weights; the weights agree either way.
+class OptimizerStateUnderMpi : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OptimizerStateUnderMpi, AveragedWithTheWeightsOnlyWhenAsked) {
+  distributed::Communicator& comm = TestCommunicator();
+  const std::string algorithm = GetParam();
+  for (bool averaged : {false, true}) {
+    const std::string out_dir = absl::StrCat(LASGD_BINARY_DIR, "/mpi_session/", algorithm, "-state",
+                                             averaged, "-np", comm.size());
+    TrainConfig config = MakeConfig(algorithm, out_dir);
+    config.distributed.average_optimizer_state = averaged;
+    auto session = TrainingSession::Create(config, &comm);
+    ASSERT_TRUE(session.ok()) << session.status();
+    FILE* quiet = std::fopen("/dev/null", "w");
+    absl::Status trained = (*session)->Train(quiet);
+    std::fclose(quiet);
+    ASSERT_TRUE(trained.ok()) << trained;
+    std::map<std::string, Tensor> all = (*session)->State(), state, model;
+    for (const auto& [name, t] : all) {
+      const auto& names = (*session)->program().optimizer_state;
+      (std::find(names.begin(), names.end(), name) != names.end() ? state : model)[name] = t;
+    }
+    ASSERT_GE(state.size(), 8u) << "one momentum buffer per parameter";
+    const int different = CountTensorsDifferentFromRankZero(state);
+    if (averaged) {
+      EXPECT_EQ(different, 0) << algorithm << ": momentum differs after the final average";
+    } else {
+      EXPECT_GT(different, 0) << algorithm << ": momentum agrees without being averaged";
+    }
+    EXPECT_EQ(CountTensorsDifferentFromRankZero(model), 0) << algorithm;
+    if (comm.rank() == 0) EXPECT_GT((*session)->last_eval().top1, 0.5) << algorithm;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, OptimizerStateUnderMpi, ::testing::Values("lasgd", "local"),
                          [](const auto& info) { return info.param; });
 
 // The per-rank shards differ, so without averaging the ranks drift apart:

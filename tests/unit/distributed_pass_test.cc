@@ -288,6 +288,11 @@ TEST(DistributedConfigErrors, NameTheKeyAndTheChoices) {
          d.bucket_mb = 0;
        },
        "bucket_mb"},
+      {[](auto& d) {
+         d.algorithm = "sgp";
+         d.average_optimizer_state = true;
+       },
+       "average_optimizer_state = true needs algorithm lasgd or local, not sgp"},
   };
   for (const Case& c : cases) {
     runtime::TrainConfig config = Config("mlp", "lasgd");
