@@ -572,7 +572,9 @@ std::vector<KeyInfo> BuildKeys() {
       "Rank 0 copies its model every this many seconds of training wall time; after training "
       "each copy is evaluated on `data.test` and written to `out_dir/curve.jsonl` (`wall_s`, "
       "`step`, `samples`, `test_top1`, `test_loss`): test accuracy against wall time without "
-      "evaluations slowing the run. 0 = off.");
+      "evaluations slowing the run. Under `lasgd` and `local` each point also evaluates the "
+      "newest exact average of all ranks' models rank 0 holds (`average_top1`, "
+      "`average_loss`; lasgd waits for an average in flight to get it). 0 = off.");
   // [distributed]
   Add(&k, "distributed.algorithm", LASGD_FIELD(distributed.algorithm),
       {OneOf({"none", "lasgd", "sync", "local", "sgp"})},
