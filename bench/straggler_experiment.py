@@ -130,8 +130,9 @@ def run_one(algorithm, scenario, seed, args):
 def time_to(curve, target, key="test_top1"):
     """Wall time of the first snapshot at or above target, interpolated
     linearly from the one before it. key "average_top1" reads the newest
-    average of all ranks' models where the point has one (lasgd, local; the
-    last point of every run) and rank 0's own model elsewhere."""
+    average of all ranks' models where the point has one (lasgd, local; not
+    the last point, where rank 0's model is the final average) and rank 0's
+    own model elsewhere."""
     def acc(p):
         return p.get(key, p["test_top1"])
     prev = None

@@ -258,9 +258,7 @@ absl::Status TrainingSession::PackParameters() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Tensor> TrainingSession::LatestAverageArena(bool finished) {
-  // After Finish() every rank holds the one average already.
-  if (finished) return param_arena_.Clone();
+absl::StatusOr<Tensor> TrainingSession::LatestAverageArena() {
   Tensor average = param_arena_.Clone();
   char* base = static_cast<char*>(param_arena_.raw_data());
   char* copy = static_cast<char*>(average.raw_data());
@@ -588,8 +586,9 @@ absl::Status TrainingSession::Train(FILE* log) {
     const double now_s = std::chrono::duration<double>(Clock::now() - run_start).count();
     if (curve_ && curve_->Due(now_s, last)) {
       Tensor average;
-      if (data_parallel_) {
-        ASSIGN_OR_RETURN(average, LatestAverageArena(last));
+      // After Finish() (the last point) rank 0's model is the average.
+      if (data_parallel_ && !last) {
+        ASSIGN_OR_RETURN(average, LatestAverageArena());
       }
       curve_->Snapshot(now_s, step_, ScheduleStep() * batch * world_size_, param_arena_,
                        std::move(average));

@@ -83,8 +83,8 @@ class TrainingSession {
   int64_t ScheduleStep() const;
   // A copy of the parameter arena holding the newest average of all ranks'
   // models (DataParallel::LatestAverage), or an empty tensor where there is
-  // none; after the final average (`finished`), the model itself.
-  absl::StatusOr<Tensor> LatestAverageArena(bool finished);
+  // none.
+  absl::StatusOr<Tensor> LatestAverageArena();
   // Whether the run is over (with segment_ms: decided by the averages).
   bool Done() const;
   Checkpoint MakeCheckpoint() const;
